@@ -1,0 +1,19 @@
+"""dlmbench: diffusion and autoregressive language models on the same scale."""
+
+__version__ = "0.1.0"
+
+from .errors import DlmbenchError  # noqa: E402
+
+
+def evaluate(model: str, task: str, **overrides):
+    """Run one model on one task and return its :class:`~dlmbench.store.RunRecord`.
+
+    ``overrides`` are run options (``seed``, ``limit``, ``batch_size``, ``device``, ``out``) or any
+    model/task setting (``settings={"stride": 512}``). Same as ``dlmbench run --model M --task T``.
+    """
+    from .api import evaluate as _evaluate
+
+    return _evaluate(model, task, **overrides)
+
+
+__all__ = ["evaluate", "DlmbenchError", "__version__"]
