@@ -1,0 +1,145 @@
+"""The Python API behind the CLI: resolve specs, run one job, store it.
+
+``evaluate("smollm2-135m", "kjv", limit=100)`` is ``dlmbench run --model smollm2-135m --task kjv
+--limit 100``. A job is keyed by the hash of its fully resolved spec plus the package versions that can
+change its numbers; a finished job with the same key is read back from the results folder instead of
+recomputed (``force=True`` recomputes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BadSpec
+from .provenance import device_description, git_commit, now_iso, package_versions
+from .registry import Registry
+from .specs import ModelSpec, RunSpec, TaskSpec, split_overrides
+from .store import MetricRow, RunRecord, read_run, run_folder, write_run
+
+# versions that change numbers are part of the cache key
+_KEY_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "dlmbench")
+
+
+def resolve(
+    model: str,
+    task: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    specs: Sequence[str | Path] = (),
+    registry: Registry | None = None,
+) -> RunSpec:
+    """Resolve names (or YAML paths) and ``--set`` overrides into a validated :class:`RunSpec`."""
+    reg = registry or Registry.default(specs)
+    mspec: ModelSpec = reg.model(model)
+    tspec: TaskSpec = reg.task(task)
+    mspec, tspec = split_overrides(mspec, tspec, settings or {})
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise BadSpec(f"--limit must be a positive integer, not {limit!r}")
+    if not isinstance(seed, int):
+        raise BadSpec(f"--seed must be an integer, not {seed!r}")
+    return RunSpec(model=mspec, task=tspec, seed=seed, limit=limit)
+
+
+def cache_key(run: RunSpec) -> str:
+    versions = package_versions()
+    return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}})
+
+
+def evaluate(
+    model: str,
+    task: str,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    out: str | Path = "results",
+    settings: Mapping[str, Any] | None = None,
+    specs: Sequence[str | Path] = (),
+    force: bool = False,
+    registry: Registry | None = None,
+    loaded_model: Any = None,
+) -> RunRecord:
+    """Run ``model`` on ``task`` and write one run folder under ``out``; return its record."""
+    run = resolve(model, task, settings=settings, seed=seed, limit=limit, specs=specs, registry=registry)
+    return execute(run, batch_size=batch_size, device=device, out=out, force=force, loaded_model=loaded_model)
+
+
+def execute(
+    run: RunSpec,
+    *,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    out: str | Path = "results",
+    force: bool = False,
+    loaded_model: Any = None,
+) -> RunRecord:
+    from .adapters import load_model
+    from .tasks.registry import task_runner
+
+    run_id = cache_key(run)
+    folder = run_folder(Path(out), run.model.name, run.task.name, run_id)
+    if folder.is_dir() and (folder / "metrics.jsonl").exists() and not force:
+        return read_run(folder)
+
+    runner = task_runner(run.task.type)
+    t0 = time.time()
+    started = now_iso()
+    lm = loaded_model if loaded_model is not None else load_model(run.model, device=device, batch_size=batch_size)
+    load_s = time.time() - t0
+    output = runner(lm, run.task, seed=run.seed, limit=run.limit)
+    duration = time.time() - t0
+
+    versions = package_versions()
+    describe = lm.describe() if hasattr(lm, "describe") else {}
+    base_settings = {
+        **{k: v for k, v in describe.items() if k not in ("family", "bound", "checkpoint")},
+        **output.settings,
+        "limit": run.limit,
+        "task_settings": dict(run.task.settings),
+    }
+    rows = [
+        MetricRow(
+            run_id=run_id,
+            model=run.model.name,
+            family=run.model.family,
+            checkpoint=run.model.checkpoint.describe(),
+            task=run.task.name,
+            metric=m.metric,
+            value=float(m.value),
+            stderr=None if m.stderr is None else float(m.stderr),
+            n=int(m.n),
+            bound=m.bound,
+            higher_is_better=bool(m.higher_is_better),
+            seed=run.seed,
+            settings={**base_settings, **m.settings},
+            dataset=output.dataset,
+            split=output.split,
+            dlmbench_version=versions["dlmbench"],
+            git_commit=git_commit(),
+            torch_version=versions.get("torch", "?"),
+            versions=versions,
+            device=device_description(device),
+            started_at=started,
+            duration_s=round(duration, 3),
+        )
+        for m in output.metrics
+    ]
+    log = (
+        f"dlmbench {versions['dlmbench']} (git {git_commit()})\n"
+        f"started {started}, model load {load_s:.1f}s, total {duration:.1f}s on {device_description(device)}\n"
+        f"model {run.model.name} ({run.model.family}, {run.model.checkpoint.describe()})\n"
+        f"task {run.task.name} ({run.task.type}), seed {run.seed}, limit {run.limit}\n"
+        f"versions {versions}\n"
+        + "".join(f"{r.metric} = {r.value:.6g} ± {r.stderr if r.stderr is not None else float('nan'):.3g} (n={r.n}, {r.bound})\n" for r in rows)
+    )
+    spec = {"run_id": run_id, **run.to_dict(), "batch_size": batch_size, "device": device}
+    write_run(folder, yaml.safe_load(yaml.safe_dump(spec, sort_keys=False)), rows, output.examples, log)
+    return RunRecord(run_id=run_id, folder=folder, rows=rows, examples=output.examples, cached=False)

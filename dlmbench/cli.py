@@ -1,0 +1,245 @@
+"""``dlmbench`` command line: parses arguments, calls the library, prints. No logic of its own.
+
+Every user mistake is a :class:`~dlmbench.errors.DlmbenchError`, printed as one line
+(``error: ...``) with exit status 2. Unexpected failures print one line too (exit status 1); set
+``DLMBENCH_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import BadSpec, DlmbenchError
+
+EPILOG = """examples:
+  dlmbench list models
+  dlmbench show task kjv
+  dlmbench run --model smollm2-135m --task kjv --limit 200
+  dlmbench run --model gpt2 --task wikitext2 --set stride=512
+  dlmbench results --format csv --out-dir results/
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="dlmbench",
+        description="Evaluate diffusion and autoregressive language models on the same tasks, with honest error bars.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"dlmbench {__version__}")
+    p.add_argument(
+        "--specs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of model/task YAML cards (repeatable; also $DLMBENCH_SPECS)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    ls = sub.add_parser("list", help="list the known models or tasks")
+    ls.add_argument("what", choices=["models", "tasks"])
+
+    show = sub.add_parser("show", help="print one model or task card, resolved")
+    show.add_argument("what", choices=["model", "task"])
+    show.add_argument("name")
+
+    run = sub.add_parser(
+        "run",
+        help="evaluate model(s) on task(s) and write run folders",
+        description="Evaluate each model on each task (comma-separated lists make a grid). Finished jobs "
+        "with the same resolved spec are read back from the results folder unless --force.",
+    )
+    run.add_argument("--model", "-m", required=True, help="model name(s), alias(es) or YAML path(s), comma-separated")
+    run.add_argument("--task", "-t", required=True, help="task name(s) or YAML path(s), comma-separated")
+    run.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N documents/examples")
+    run.add_argument("--seed", type=int, default=0, help="run seed for every Monte Carlo draw and sample (default 0)")
+    run.add_argument("--batch-size", type=int, default=None, metavar="B", help="requests per forward pass (does not change results)")
+    run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    run.add_argument("--out", default="results", metavar="DIR", help="results root (default results/)")
+    run.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any model/task setting (repeatable); prefix with model./task./packing. to pick a side",
+    )
+    run.add_argument("--force", action="store_true", help="recompute even if a finished run with the same spec exists")
+    run.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
+
+    res = sub.add_parser("results", help="print or export the tidy results table")
+    res.add_argument("--out-dir", default="results", metavar="DIR", help="results root to read (default results/)")
+    res.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    res.add_argument("--model", default=None, help="only rows of this model")
+    res.add_argument("--task", default=None, help="only rows of this task")
+    res.add_argument("--export", default=None, metavar="FILE", help="also write the table to FILE (.csv or .parquet)")
+    return p
+
+
+def _parse_settings(items: Sequence[str]) -> dict:
+    from .specs import parse_value
+
+    out = {}
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise BadSpec(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _split(names: str) -> list[str]:
+    out = [n.strip() for n in names.split(",") if n.strip()]
+    if not out:
+        raise BadSpec("empty --model/--task list")
+    return out
+
+
+def cmd_list(args) -> int:
+    from .registry import Registry
+
+    reg = Registry.default(args.specs)
+    if args.what == "models":
+        for name in reg.model_names():
+            s = reg.models[name]
+            aliases = f" (alias: {', '.join(s.aliases)})" if s.aliases else ""
+            print(f"{name:<22} {s.family:<6} {s.checkpoint.describe()}{aliases}")
+    else:
+        for name in reg.task_names():
+            s = reg.tasks[name]
+            desc = s.description.splitlines()[0] if s.description else ""
+            print(f"{name:<22} {s.type:<11} {desc}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    import yaml
+
+    from .registry import Registry
+
+    reg = Registry.default(args.specs)
+    spec = reg.model(args.name) if args.what == "model" else reg.task(args.name)
+    if spec.source_file:
+        print(f"# from {spec.source_file}")
+    print(yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .adapters import load_model
+    from .api import execute, resolve
+    from .registry import Registry
+    from .report.table import render
+
+    if args.limit is not None and args.limit < 1:
+        raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise BadSpec(f"--batch-size must be a positive integer, not {args.batch_size}")
+    settings = _parse_settings(args.settings)
+    reg = Registry.default(args.specs)
+    models, tasks = _split(args.model), _split(args.task)
+    # resolve the whole grid first, so a typo fails before any work
+    grid = [(m, [resolve(m, t, settings=settings, seed=args.seed, limit=args.limit, registry=reg) for t in tasks]) for m in models]
+    all_rows = []
+    for _m, runs in grid:
+        loaded = None
+        for run in runs:
+            from .api import cache_key
+            from .store import run_folder
+
+            folder = run_folder(args.out, run.model.name, run.task.name, cache_key(run))
+            needs_model = args.force or not (folder / "metrics.jsonl").exists()
+            if needs_model and loaded is None:
+                print(f"loading {run.model.name} ({run.model.family}, {run.model.checkpoint.describe()}) ...", file=sys.stderr)
+                loaded = load_model(run.model, device=args.device, batch_size=args.batch_size)
+            print(f"running {run.model.name} on {run.task.name} ...", file=sys.stderr)
+            rec = execute(run, batch_size=args.batch_size, device=args.device, out=args.out, force=args.force, loaded_model=loaded)
+            note = " (cached: same spec already finished; --force recomputes)" if rec.cached else ""
+            print(f"wrote {rec.folder}{note}", file=sys.stderr)
+            all_rows += [r.to_json() for r in rec.rows]
+    if args.json:
+        for r in all_rows:
+            print(json.dumps(r, ensure_ascii=False))
+    else:
+        print(render(all_rows))
+        if all_rows:
+            r0 = all_rows[0]
+            st = r0["settings"]
+            print(
+                f"\nseed {r0['seed']}, limit {st.get('limit')}, dtype {st.get('dtype', '?')}, "
+                f"dlmbench {r0['dlmbench_version']} (git {r0['git_commit'][:12]}), torch {r0['torch_version']}, {r0['device']}"
+            )
+            if any(r["bound"] == "upper" for r in all_rows):
+                print("≤: diffusion likelihoods are Monte Carlo upper bounds on the NLL (stderr includes MC error).")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from .report.table import render
+    from .store import export_table, load_table
+
+    df = load_table(args.out_dir)
+    if args.model:
+        df = df[df["model"] == args.model]
+    if args.task:
+        df = df[df["task"] == args.task]
+    if args.export:
+        path = export_table(df, args.export)
+        print(f"wrote {path}", file=sys.stderr)
+    if args.format == "table":
+        if df.empty:
+            print(f"no results under {args.out_dir}")
+        else:
+            print(render(df.to_dict("records"), ("model", "task", "metric", "value", "n", "bound", "seed", "run_id")))
+    elif args.format == "csv":
+        out = df.copy()
+        for col in ("settings", "versions"):
+            out[col] = out[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+        print(out.to_csv(index=False), end="")
+    else:
+        for rec in df.to_dict("records"):
+            print(json.dumps(rec, ensure_ascii=False, default=str))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except DlmbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # an internal error: still one line unless asked for the traceback
+        if os.environ.get("DLMBENCH_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (set DLMBENCH_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

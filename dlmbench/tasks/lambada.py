@@ -1,0 +1,97 @@
+"""LAMBADA-style last-word prediction: accuracy (every target token greedy) and target perplexity.
+
+As lm-eval's ``lambada_openai`` (tasks-and-metrics.md §5.5, §6.3): context = the passage without its
+last word, continuation = ``' ' + last word``; ``acc`` = 1 iff the model's greedy check reproduces the
+whole continuation; ``perplexity`` = ``exp(mean_i −log p(continuation_i | context_i))`` over examples.
+Tokenization follows lm-eval: encode ``context + continuation`` and ``context``, the continuation tokens
+are the difference, so BPE merges across the boundary are handled the same way.
+
+For diffusion models ``−log p`` is an upper bound (``bound: upper``) and the greedy check is the
+family's documented variant, recorded in the row (``greedy_method``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .. import metrics
+from ..adapters.base import LanguageModel, ScoreRequest
+from ..errors import DatasetUnavailable
+from ..seeding import request_seed
+from ..specs import TaskSpec
+from .base import MetricValue, TaskOutput
+from .perplexity import _dataset_name
+
+_TRAILING_PUNCT = re.compile(r"[\s\.,;:!\?\"'\)\]]+$")
+
+
+def split_last_word(text: str, strip_punctuation: bool = False, delimiter: str = " ") -> tuple[str, str] | None:
+    """``(context, target)`` with ``target = delimiter + last word``; None if there is no last word.
+
+    With ``strip_punctuation`` the passage is first cut after its last word (trailing punctuation and
+    closing quotes removed), so the target is a word, as in LAMBADA.
+    """
+    text = text.strip()
+    if strip_punctuation:
+        text = _TRAILING_PUNCT.sub("", text)
+    if delimiter not in text:
+        return None
+    context, word = text.rsplit(delimiter, 1)
+    if not word or not context:
+        return None
+    return context, delimiter + word
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's split: ``whole = enc(ctx + cont)``, ``ctx_ids = enc(ctx)``, ``cont_ids = whole[len(ctx_ids):]``."""
+    whole = tokenizer.encode(context + continuation)
+    ctx = tokenizer.encode(context)
+    if whole[: len(ctx)] != ctx:  # context tokens changed by a merge across the boundary
+        ctx = whole[: len(ctx)]
+    return ctx, whole[len(ctx) :]
+
+
+def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
+    from ..data.detokenizers import get_detokenizer
+    from ..data.sources import load_texts
+
+    strip = bool(task.settings.get("strip_punctuation", False))
+    delim = str(task.settings.get("target_delimiter", " "))
+    detok = get_detokenizer(task.detokenizer) if task.detokenizer else (lambda s: s)
+    texts = load_texts(task.dataset, limit=limit)
+    pairs = []
+    for i, t in enumerate(texts):
+        sp = split_last_word(detok(t), strip, delim)
+        if sp is not None:
+            pairs.append((i, *sp))
+    if not pairs:
+        raise DatasetUnavailable(f"task {task.name}: no passage with a last word to predict")
+    requests = []
+    for i, ctx, cont in pairs:
+        c_ids, t_ids = encode_pair(model.tokenizer, ctx, cont)
+        requests.append(ScoreRequest(tuple(c_ids), tuple(t_ids), request_seed(seed, task.name, i)))
+    scored = model.conditional_nll(requests)
+    greedy = model.greedy_match(requests)
+    correct = np.asarray(greedy.matches, dtype=np.float64)
+    extra = {"greedy_method": greedy.method, "mc_samples": scored.mc_samples, **scored.settings}
+    acc = metrics.accuracy(correct)
+    ppl = metrics.example_perplexity(scored.nll)
+    out = [
+        MetricValue("acc", acc.value, acc.stderr, acc.n, "exact", True, {}),
+        MetricValue("perplexity", ppl.value, ppl.stderr, ppl.n, scored.bound, False, {}),
+    ]
+    examples = [
+        {
+            "index": k,
+            "doc_index": i,
+            "target": cont,
+            "nll": float(scored.nll[k]),
+            "n_tokens": int(scored.n_tokens[k]),
+            "correct": bool(correct[k]),
+        }
+        for k, (i, _ctx, cont) in enumerate(pairs)
+    ]
+    settings = {"strip_punctuation": strip, "target_delimiter": delim, "n_examples": len(pairs), **extra}
+    return TaskOutput(out, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)

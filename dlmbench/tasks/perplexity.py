@@ -1,0 +1,77 @@
+"""Perplexity tasks: token-weighted perplexity, NLL per token, bits per byte and word perplexity.
+
+Pipeline (DESIGN.md, "Data flow of one job"): load the documents, detokenize, tokenize with the model's
+tokenizer, pack (MDLM wrap, sliding window, or one sequence per document), score every packed request
+with ``model.conditional_nll`` and aggregate with :mod:`dlmbench.metrics`. For diffusion models the
+values are Monte Carlo upper bounds and every metric row says ``bound: upper``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from ..adapters.base import LanguageModel, ScoreRequest
+from ..errors import DatasetUnavailable
+from ..seeding import request_seed
+from ..specs import TaskSpec
+from .base import MetricValue, TaskOutput
+
+
+def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
+    from ..data.pipeline import build_requests
+
+    packed = build_requests(task, model.tokenizer, max_length=model.max_length, limit=limit)
+    if not packed:
+        raise DatasetUnavailable(
+            f"task {task.name}: no text to score after packing (too few documents for block size; "
+            "raise --limit or use packing mode 'document')"
+        )
+    requests = [ScoreRequest(p.context, p.continuation, request_seed(seed, task.name, i)) for i, p in enumerate(packed)]
+    result = model.conditional_nll(requests)
+    nll, ntok = result.nll, result.n_tokens
+    n_bytes = np.array([p.n_bytes for p in packed], dtype=np.float64)
+    bound = result.bound
+    common = {"mc_samples": result.mc_samples, **result.settings}
+    out = [
+        _mv("nll_per_token", metrics.per_token_nll(nll, ntok), bound, False, common),
+        _mv("perplexity", metrics.perplexity(nll, ntok), bound, False, common),
+        _mv("bits_per_byte", metrics.bits_per_byte(nll, n_bytes), bound, False, common),
+    ]
+    words = [p.n_words for p in packed]
+    if all(w is not None for w in words) and sum(words) > 0:
+        out.append(_mv("word_perplexity", metrics.word_perplexity(nll, np.array(words, dtype=np.float64)), bound, False, common))
+    examples = [
+        {
+            "index": i,
+            "doc_index": p.doc_index,
+            "nll": float(nll[i]),
+            "n_tokens": int(ntok[i]),
+            "n_bytes": int(p.n_bytes),
+            "stderr": None if not np.isfinite(result.stderr[i]) else float(result.stderr[i]),
+        }
+        for i, p in enumerate(packed)
+    ]
+    settings = {
+        "packing": dict(task.packing),
+        "detokenizer": list(task.detokenizer),
+        "n_requests": len(packed),
+        "n_tokens": int(ntok.sum()),
+        "n_bytes": int(n_bytes.sum()),
+        **common,
+    }
+    return TaskOutput(out, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
+
+
+def _mv(name: str, est: metrics.Estimate, bound: str, higher: bool, settings: dict) -> MetricValue:
+    return MetricValue(name, est.value, est.stderr, est.n, bound, higher, {})
+
+
+def _dataset_name(task: TaskSpec) -> str:
+    ds = task.dataset
+    name = f"{ds.source}:{ds.path}"
+    if ds.name:
+        name += f"/{ds.name}"
+    if ds.file:
+        name += f"/{ds.file}"
+    return name
