@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from . import __version__
@@ -62,10 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate each model on each task (comma-separated lists make a grid). Finished jobs "
         "with the same resolved spec are read back from the results folder unless --force.",
     )
-    run.add_argument("--model", "-m", required=True, help="model name(s), alias(es) or YAML path(s), comma-separated")
-    run.add_argument("--task", "-t", required=True, help="task name(s) or YAML path(s), comma-separated")
+    run.add_argument("--model", "-m", default=None, help="model name(s), alias(es) or YAML path(s), comma-separated")
+    run.add_argument("--task", "-t", default=None, help="task name(s) or YAML path(s), comma-separated")
+    run.add_argument("--suite", default=None, metavar="FILE", help="a suite YAML: models × tasks × settings grid × seeds")
+    run.add_argument("--dry-run", action="store_true", help="list the jobs and which are cached, run nothing")
     run.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N documents/examples")
-    run.add_argument("--seed", type=int, default=0, help="run seed for every Monte Carlo draw and sample (default 0)")
+    run.add_argument("--seed", type=int, default=None, help="run seed for every Monte Carlo draw and sample (default 0, or the suite's seeds)")
     run.add_argument("--batch-size", type=int, default=None, metavar="B", help="requests per forward pass (does not change results)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     run.add_argument("--out", default="results", metavar="DIR", help="results root (default results/)")
@@ -139,52 +142,68 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .adapters import load_model
-    from .api import execute, resolve
     from .registry import Registry
     from .report.table import render
+    from .runner.suite import expand_suite, is_finished, load_suite, run_jobs
 
     if args.limit is not None and args.limit < 1:
         raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
     if args.batch_size is not None and args.batch_size < 1:
         raise BadSpec(f"--batch-size must be a positive integer, not {args.batch_size}")
+    if args.suite and (args.model or args.task):
+        raise BadSpec("give either --suite or --model/--task, not both")
+    if not args.suite and not (args.model and args.task):
+        raise BadSpec("give --model and --task (comma-separated lists make a grid), or --suite FILE")
     settings = _parse_settings(args.settings)
     reg = Registry.default(args.specs)
-    models, tasks = _split(args.model), _split(args.task)
+    if args.suite:
+        data, where = load_suite(args.suite), str(args.suite)
+    else:
+        data, where = {"models": _split(args.model), "tasks": _split(args.task)}, "command line"
+    data = dict(data)
+    if args.seed is not None:
+        data["seeds"] = [args.seed]
     # resolve the whole grid first, so a typo fails before any work
-    grid = [(m, [resolve(m, t, settings=settings, seed=args.seed, limit=args.limit, registry=reg) for t in tasks]) for m in models]
-    all_rows = []
-    for _m, runs in grid:
-        loaded = None
-        for run in runs:
-            from .api import cache_key
-            from .store import run_folder
+    jobs = expand_suite(data, registry=reg, out=Path(args.out), settings=settings, limit=args.limit, where=where)
+    if args.dry_run:
+        for job in jobs:
+            state = "cached" if is_finished(job) and not args.force else "to run"
+            print(f"{state:<7} {job.run_id}  {job.label}")
+        n_cached = sum(is_finished(j) and not args.force for j in jobs)
+        print(f"{len(jobs)} jobs: {len(jobs) - n_cached} to run, {n_cached} cached")
+        return 0
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    if len(jobs) == 1:
+        from .api import execute
 
-            folder = run_folder(args.out, run.model.name, run.task.name, cache_key(run))
-            needs_model = args.force or not (folder / "metrics.jsonl").exists()
-            if needs_model and loaded is None:
-                print(f"loading {run.model.name} ({run.model.family}, {run.model.checkpoint.describe()}) ...", file=sys.stderr)
-                loaded = load_model(run.model, device=args.device, batch_size=args.batch_size)
-            print(f"running {run.model.name} on {run.task.name} ...", file=sys.stderr)
-            rec = execute(run, batch_size=args.batch_size, device=args.device, out=args.out, force=args.force, loaded_model=loaded)
-            note = " (cached: same spec already finished; --force recomputes)" if rec.cached else ""
-            print(f"wrote {rec.folder}{note}", file=sys.stderr)
-            all_rows += [r.to_json() for r in rec.rows]
+        job = jobs[0]
+        if not is_finished(job) or args.force:
+            log(f"loading {job.run.model.name} ({job.run.model.family}, {job.run.model.checkpoint.describe()}) ...")
+        rec = execute(job.run, batch_size=args.batch_size, device=args.device, out=args.out, force=args.force)
+        note = " (cached: this exact spec already finished; --force recomputes)" if rec.cached else ""
+        log(f"wrote {rec.folder}{note}")
+        failed = []
+    else:
+        summary = run_jobs(jobs, out=Path(args.out), device=args.device, batch_size=args.batch_size, force=args.force, log=log)
+        log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
+        failed = summary.failed
+    from .store import read_run
+
+    all_rows = [r.to_json() for job in jobs if is_finished(job) for r in read_run(job.folder).rows]
     if args.json:
         for r in all_rows:
             print(json.dumps(r, ensure_ascii=False))
-    else:
+    elif all_rows:
         print(render(all_rows))
-        if all_rows:
-            r0 = all_rows[0]
-            st = r0["settings"]
-            print(
-                f"\nseed {r0['seed']}, limit {st.get('limit')}, dtype {st.get('dtype', '?')}, "
-                f"dlmbench {r0['dlmbench_version']} (git {r0['git_commit'][:12]}), torch {r0['torch_version']}, {r0['device']}"
-            )
-            if any(r["bound"] == "upper" for r in all_rows):
-                print("≤: diffusion likelihoods are Monte Carlo upper bounds on the NLL (stderr includes MC error).")
-    return 0
+        r0 = all_rows[0]
+        st = r0["settings"]
+        print(
+            f"\nseed {r0['seed']}, limit {st.get('limit')}, dtype {st.get('dtype', '?')}, "
+            f"dlmbench {r0['dlmbench_version']} (git {r0['git_commit'][:12]}), torch {r0['torch_version']}, {r0['device']}"
+        )
+        if any(r["bound"] == "upper" for r in all_rows):
+            print("≤: diffusion likelihoods are Monte Carlo upper bounds on the NLL (stderr includes the MC error).")
+    return 1 if failed else 0
 
 
 def cmd_results(args) -> int:
