@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--model", default=None, help="only rows of this model")
     res.add_argument("--task", default=None, help="only rows of this task")
     res.add_argument("--export", default=None, metavar="FILE", help="also write the table to FILE (.csv or .parquet)")
+    rep = sub.add_parser("report", help="write leaderboard.md, leaderboard.html and plots from the tidy table")
+    rep.add_argument("results_dir", nargs="?", default="results", help="results root to read (default results/)")
+    rep.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default RESULTS_DIR/leaderboard)")
     return p
 
 
@@ -234,7 +237,18 @@ def cmd_results(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results}
+def cmd_report(args) -> int:
+    from .report.leaderboard import write_report
+    from .store import load_table
+
+    df = load_table(args.results_dir)
+    out = args.out or str(Path(args.results_dir) / "leaderboard")
+    written = write_report(df, out)
+    print(f"wrote {written['markdown']} and {written['html']} ({len(df)} rows)", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,82 @@
+"""The leaderboard from a synthetic tidy table: markdown, self-contained HTML, plots, and a real
+headless browser loading the page without console errors."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from dlmbench.report.leaderboard import write_report
+from dlmbench.store import MetricRow, load_table, run_folder, write_run
+
+
+def _row(run_id, model, family, task, metric, value, stderr, bound, settings=None, hib=False):
+    return MetricRow(
+        run_id=run_id, model=model, family=family, checkpoint="local:/x", task=task, metric=metric, value=value,
+        stderr=stderr, n=100, bound=bound, higher_is_better=hib, seed=0, settings=settings or {}, dataset="d",
+        split="test", dlmbench_version="0.1.0", git_commit="abcdef123456", torch_version="2.13.0",
+        versions={}, device="cpu", started_at="2026-11-24T00:00:00", duration_s=1.0,
+    )
+
+
+@pytest.fixture()
+def results(tmp_path):
+    root = tmp_path / "results"
+    runs = {
+        "a1": [_row("a1", "tiny-ar", "ar", "kjv", "perplexity", 20.5, 0.4, "exact"), _row("a1", "tiny-ar", "ar", "kjv", "bits_per_byte", 1.21, 0.01, "exact")],
+        "m1": [_row("m1", "tiny-mdlm", "mdlm", "kjv", "perplexity", 31.2, 0.9, "upper"), _row("m1", "tiny-mdlm", "mdlm", "kjv", "bits_per_byte", 1.43, 0.02, "upper")],
+    }
+    for steps, acc in ((16, 0.2), (64, 0.35), (256, 0.41)):
+        rid = f"s{steps}"
+        runs[rid] = [_row(rid, "tiny-mdlm", "mdlm", "countdown-cd3", "acc", acc, 0.02, "exact", {"steps": steps}, hib=True)]
+    for rid, rows in runs.items():
+        write_run(run_folder(root, rows[0].model, rows[0].task, rid), {}, rows)
+    return root
+
+
+def test_markdown_and_html_written_with_bounds_and_plots(results, tmp_path):
+    out = tmp_path / "report"
+    written = write_report(load_table(results), out)
+    md = written["markdown"].read_text()
+    assert "## kjv" in md and "## countdown-cd3" in md
+    assert "≤ 31.2 ± 0.9" in md and "20.5 ± 0.4" in md and "≤ 20.5" not in md
+    # AR (lower perplexity) ranks above the diffusion bound
+    assert md.index("tiny-ar") < md.index("| tiny-mdlm | mdlm | ≤ 31.2")
+    page = written["html"].read_text()
+    assert page.count("<table") == 2 and "data:image/png;base64," in page
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert "bits_per_byte.png" in plots and "bits_per_byte.svg" in plots
+    assert any(p.startswith("countdown-cd3_acc_vs_steps") for p in plots)
+
+
+def test_html_loads_in_headless_chromium(results, tmp_path):
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must install Debian's chromium")
+        pytest.skip("Debian chromium not installed (apt-get install chromium; .ci/run installs it)")
+    out = tmp_path / "report"
+    page = write_report(load_table(results), out)["html"]
+    shot = tmp_path / "shot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+
+    def load(uri):
+        proc = subprocess.run(["chromium", *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", uri],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        # every console message (log, error, uncaught exception) is a ":CONSOLE" line on stderr
+        return proc.stdout, [l for l in proc.stderr.splitlines() if ":CONSOLE" in l]
+
+    # the check is not vacuous: a broken page is caught
+    broken = tmp_path / "broken.html"
+    broken.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    assert any("Uncaught" in l for l in load(broken.as_uri())[1])
+
+    dom, console = load(page.as_uri())
+    assert "<table class=\"sortable\">" in dom and "<img" in dom
+    assert console == []
+    subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
