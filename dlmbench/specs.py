@@ -51,9 +51,11 @@ from typing import Any
 import yaml
 
 from .errors import BadSpec
+from .tasks.registry import TASK_SETTINGS
+
+TASK_TYPES = tuple(TASK_SETTINGS)
 
 FAMILIES = ("ar", "mdlm", "sedd", "llada", "plaid")
-TASK_TYPES = ("perplexity", "lambada")
 CHECKPOINT_SOURCES = ("hub", "local", "package")
 DATASET_SOURCES = ("hf", "local", "package", "url")
 PACKING_MODES = ("wrap", "sliding", "document")

