@@ -336,16 +336,20 @@ def parse_value(text: str) -> Any:
 
 
 def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, Any]) -> tuple[ModelSpec, TaskSpec]:
-    """Apply ``--set`` overrides. ``model.KEY`` / ``task.KEY`` / ``packing.KEY`` address a side
-    explicitly; a bare ``KEY`` goes to the task if the task type knows it, else to the model."""
+    """Apply ``--set`` overrides. ``model.KEY`` / ``task.KEY`` / ``packing.KEY`` / ``dataset.KEY``
+    address a part explicitly (``dataset.source=local dataset.path=data.jsonl`` points a task at a local
+    copy); a bare ``KEY`` goes to the task if the task type knows it, else to the model."""
     from .tasks.registry import task_setting_names
 
     model_over: dict[str, Any] = {}
     task_over: dict[str, Any] = {}
     packing_over: dict[str, Any] = {}
+    dataset_over: dict[str, Any] = {}
     known_task = task_setting_names(task.type)
     for key, value in overrides.items():
-        if key.startswith("model."):
+        if key.startswith("dataset."):
+            dataset_over[key[8:]] = value
+        elif key.startswith("model."):
             model_over[key[6:]] = value
         elif key.startswith("task."):
             task_over[key[5:]] = value
@@ -362,6 +366,10 @@ def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, An
             from .errors import UnknownName
 
             raise UnknownName(f"setting of {task.type} tasks", key, known_task)
+    if dataset_over:
+        merged_ds = {**task.dataset.to_dict(), **dataset_over}
+        base = Path.cwd()
+        task = dataclasses.replace(task, dataset=DatasetSpec.from_dict(f"--set dataset.*", merged_ds, base))
     if packing_over:
         merged = {**task.packing, **packing_over}
         TaskSpec.from_dict({**task.to_dict(), "packing": merged}, task.source_file)

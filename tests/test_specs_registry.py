@@ -94,3 +94,13 @@ def test_packaged_cards_all_validate():
         assert reg.model(name).name == name
     for name in reg.task_names():
         assert reg.task(name).name == name
+
+
+def test_dataset_overrides_point_a_task_at_local_files(tmp_path, monkeypatch):
+    m, t = ModelSpec.from_dict(MODEL), TaskSpec.from_dict({**TASK, "dataset": {"source": "hf", "path": "wikitext", "split": "test"}})
+    monkeypatch.chdir(tmp_path)
+    _, t2 = split_overrides(m, t, {"dataset.source": "local", "dataset.path": "copy.jsonl"})
+    assert t2.dataset.source == "local" and t2.dataset.path == str(tmp_path / "copy.jsonl")
+    assert t2.dataset.split == "test"
+    with pytest.raises(BadSpec, match="did you mean 'field'"):
+        split_overrides(m, t, {"dataset.feild": "x"})

@@ -35,9 +35,9 @@ CONVENTIONS = ("mdlm", "sedd", "bos")
 
 def unigram_entropy(ids) -> float:
     """``H = −Σ_v p_v ln p_v`` with ``p_v`` the frequency of token v within one sample (nats)."""
-    from ..genstats import sample_entropy
+    from ..genstats import unigram_entropy as _h
 
-    return float(sample_entropy(ids))
+    return float(_h(list(ids)))
 
 
 def score_samples(evaluator: LanguageModel, gen_tokenizer, samples: list[list[int]], convention: str) -> tuple[float, list[float], list[int]]:

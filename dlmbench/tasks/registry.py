@@ -20,12 +20,14 @@ TASK_SETTINGS: dict[str, dict[str, Any]] = {
         "entropy_margin": 0.2,
         "sampler": {},
     },
+    "reversal": {"same_file": None, "reverse_file": None, "max_new_tokens": 24, "sampler": {}},
 }
 
 _RUNNERS = {
     "perplexity": ("dlmbench.tasks.perplexity", "run_perplexity"),
     "lambada": ("dlmbench.tasks.lambada", "run_lambada"),
     "genppl": ("dlmbench.tasks.genppl", "run_genppl"),
+    "reversal": ("dlmbench.tasks.reversal", "run_reversal"),
 }
 
 

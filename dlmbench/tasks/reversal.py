@@ -1,0 +1,79 @@
+"""The reversal curse (Berglund et al., 2023; tasks-and-metrics.md §2).
+
+For people whose facts were learned in one direction, ask in the same direction and in the reverse
+direction. Per direction: exact match (Berglund: the greedy completion, stripped and lower-cased, starts
+with the target), substring accuracy (SMDM/LLaDA: the target occurs in the completion), and the mean
+log-probability of the target given the prompt (exact for AR, a lower bound — from the NLL upper bound —
+for diffusion, ``bound: upper``). Metric names are ``same.<metric>`` and ``reverse.<metric>``, with
+``direction`` in the row settings, so the forward/reverse gap is one group-by.
+
+Task settings: ``same_file`` and ``reverse_file`` (JSONL files ``{"prompt", "completion"}`` inside the
+dataset folder or URL prefix), ``max_new_tokens``, ``sampler`` (extra sampler settings; greedy by
+default: temperature 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import metrics
+from ..adapters.base import LanguageModel, ScoreRequest
+from ..errors import DatasetUnavailable
+from ..seeding import request_seed
+from ..specs import DatasetSpec, TaskSpec
+from .base import MetricValue, TaskOutput
+from .lambada import encode_pair
+from .perplexity import _dataset_name
+
+
+def _file_spec(ds: DatasetSpec, file: str) -> DatasetSpec:
+    sep = "" if ds.path.endswith("/") else "/"
+    return dataclasses.replace(ds, path=ds.path + sep + file, field="prompt", file=None, format="jsonl")
+
+
+def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, seed: int, limit: int | None):
+    from ..data.sources import load_records
+    from ..reversal_metrics import exact_match, substring_match
+
+    st = task.settings
+    records = load_records(_file_spec(task.dataset, file), limit=limit)
+    if not records:
+        raise DatasetUnavailable(f"task {task.name}: {file} has no examples")
+    max_new = int(st.get("max_new_tokens", 24))
+    sampler = {"temperature": 0.0, **dict(st.get("sampler") or {})}
+    requests, completions = [], []
+    for i, rec in enumerate(records):
+        ctx_ids, tgt_ids = encode_pair(model.tokenizer, rec["prompt"], rec["completion"])
+        requests.append(ScoreRequest(tuple(ctx_ids), tuple(tgt_ids), request_seed(seed, task.name, direction, i)))
+        out = model.sample(1, max_new, prefix=ctx_ids, seed=request_seed(seed, task.name, direction, "gen", i), **sampler)
+        completions.append(out.texts[0] if out.texts else model.tokenizer.decode(out.tokens[0]))
+    scored = model.conditional_nll(requests)
+    em = np.array([exact_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
+    sub = np.array([substring_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
+    logp = -scored.nll
+    rows = []
+    for name, est, bound, hib in (
+        ("exact_match", metrics.accuracy(em), "exact", True),
+        ("substring", metrics.accuracy(sub), "exact", True),
+        ("logprob", metrics.mean_estimate(logp), scored.bound, True),
+    ):
+        rows.append(MetricValue(f"{direction}.{name}", est.value, est.stderr, est.n, bound, hib, {"direction": direction, "file": file}))
+    examples = [
+        {"direction": direction, "index": i, "prompt": r["prompt"], "target": r["completion"], "completion": c,
+         "exact_match": bool(e), "substring": bool(s), "logprob": float(lp)}
+        for i, (r, c, e, s, lp) in enumerate(zip(records, completions, em, sub, logp))
+    ]
+    return rows, examples, {"mc_samples": scored.mc_samples, **scored.settings, "sampler": sampler, "max_new_tokens": max_new}
+
+
+def run_reversal(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
+    st = task.settings
+    rows, examples, settings = [], [], {}
+    for direction, key in (("same", "same_file"), ("reverse", "reverse_file")):
+        r, e, s = _direction(model, task, direction, str(st[key]), seed, limit)
+        rows += r
+        examples += e
+        settings.update(s)
+    return TaskOutput(rows, examples, settings, dataset=_dataset_name(task), split=None)
