@@ -57,7 +57,7 @@ TASK_TYPES = tuple(TASK_SETTINGS)
 
 FAMILIES = ("ar", "mdlm", "sedd", "llada", "plaid")
 CHECKPOINT_SOURCES = ("hub", "local", "package")
-DATASET_SOURCES = ("hf", "local", "package", "url")
+DATASET_SOURCES = ("hf", "local", "package", "url", "generated")
 PACKING_MODES = ("wrap", "sliding", "document")
 
 

@@ -21,6 +21,16 @@ TASK_SETTINGS: dict[str, dict[str, Any]] = {
         "sampler": {},
     },
     "reversal": {"same_file": None, "reverse_file": None, "max_new_tokens": 24, "sampler": {}},
+    "reasoning": {
+        "problem": None,
+        "n_test": 200,
+        "n_split": 1000,
+        "data_seed": 1234,
+        "max_new_tokens": None,
+        "steps": None,
+        "sampler": {},
+        "prompt_suffix": "=",
+    },
 }
 
 _RUNNERS = {
@@ -28,6 +38,7 @@ _RUNNERS = {
     "lambada": ("dlmbench.tasks.lambada", "run_lambada"),
     "genppl": ("dlmbench.tasks.genppl", "run_genppl"),
     "reversal": ("dlmbench.tasks.reversal", "run_reversal"),
+    "reasoning": ("dlmbench.tasks.reasoning", "run_reasoning"),
 }
 
 
