@@ -8,6 +8,7 @@ from ..specs import ModelSpec
 # family -> (module, loader function); families land one adapter at a time
 _LOADERS = {
     "ar": ("dlmbench.adapters.ar", "load_ar"),
+    "llada": ("dlmbench.adapters.llada", "load_llada"),
 }
 
 
