@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ...errors import CheckpointError
+from ...specs import CheckpointRef
 from .llada import LLaDABackbone, LLaDAConfig, expected_shapes
 
 CONFIG_FILE = "config.json"
@@ -32,24 +33,24 @@ INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 
 
-def resolve_folder(ref: str | Path) -> Path:
-    """A local checkpoint folder for ``ref``: an existing directory, else ``dlmbench.hub.resolve_location(ref)``.
+def resolve_folder(ref: str | Path | CheckpointRef) -> Path:
+    """A local checkpoint folder for ``ref``: a :class:`~dlmbench.specs.CheckpointRef`, an existing directory,
+    or a hub id ``owner/name`` resolved through :func:`dlmbench.hub.resolve_location` (fast offline failure)."""
+    from ...hub import resolve_location
 
-    When :mod:`dlmbench.hub` is not available only local folders are accepted.
-    """
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        return path
-    import importlib
-
-    try:
-        resolve_location = importlib.import_module("dlmbench.hub").resolve_location
-    except (ImportError, AttributeError):
-        raise CheckpointError(
-            f"LLaDA checkpoint {str(ref)!r} is not a local folder (hub download is not available in this "
-            f"version); pass the folder holding config.json and the safetensors shards"
-        ) from None
-    resolved = Path(resolve_location(str(ref)))
+    if isinstance(ref, CheckpointRef):
+        resolved = resolve_location(ref)
+    else:
+        path = Path(ref).expanduser()
+        if path.is_dir():
+            return path
+        text = str(ref)
+        if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+            raise CheckpointError(
+                f"LLaDA checkpoint {text!r} is neither a folder nor a hub id (owner/name); pass the folder "
+                f"holding config.json and the safetensors shards"
+            )
+        resolved = resolve_location(CheckpointRef("hub", text))
     if not resolved.is_dir():
         raise CheckpointError(f"LLaDA checkpoint {str(ref)!r} resolved to {resolved}, which is not a folder")
     return resolved
