@@ -9,6 +9,7 @@ from ..specs import ModelSpec
 _LOADERS = {
     "ar": ("dlmbench.adapters.ar", "load_ar"),
     "llada": ("dlmbench.adapters.llada", "load_llada"),
+    "plaid": ("dlmbench.adapters.plaid", "load_plaid"),
 }
 
 
