@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write leaderboard.md, leaderboard.html and plots from the tidy table")
     rep.add_argument("results_dir", nargs="?", default="results", help="results root to read (default results/)")
     rep.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default RESULTS_DIR/leaderboard)")
+    reg = sub.add_parser(
+        "regress",
+        help="compare a candidate against a baseline with statistics; exit 1 on a real regression",
+        description="Match rows by model/task/metric/settings and test each metric one-sided for a worsening "
+        "(paired bootstrap on per-example values, z-test on stderr otherwise). Exit 0: no regression; 1: a "
+        "regression; 2: cannot compare. See docs/regress.md.",
+    )
+    from .regress.command import add_arguments as _regress_arguments
+
+    _regress_arguments(reg)
     return p
 
 
@@ -248,7 +258,20 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "results": cmd_results, "report": cmd_report}
+def cmd_regress(args) -> int:
+    from .regress.command import run_from_args
+
+    return run_from_args(args)
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "run": cmd_run,
+    "results": cmd_results,
+    "report": cmd_report,
+    "regress": cmd_regress,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("DLMBENCH_DEBUG"):
             raise
         print(f"internal error: {type(e).__name__}: {e} (set DLMBENCH_DEBUG=1 for the traceback and report it)", file=sys.stderr)
-        return 1
+        # regress: 1 means "a regression was found", so a failure to compare must not look like one
+        return 2 if args.command == "regress" else 1
 
 
 if __name__ == "__main__":
