@@ -99,3 +99,37 @@ def test_conditional_and_greedy(smol):
     greedy = smol.sample(1, 3, prefix=ctx, temperature=0).tokens[0]
     assert list(smol.greedy_match([ScoreRequest(ctx, greedy), ScoreRequest(ctx, bad)]).matches) == [True, False]
     assert math.isfinite(res.nll[0])
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_kjv_lastword_matches_lm_eval(smol, strip, tmp_path):
+    """The kjv-lastword procedure, run through `dlmbench.evaluate`, equals lm-eval's own HF backend (a second
+    implementation: its own tokenisation split, batching and greedy check) on the same 30 verses."""
+    import string
+
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    import dlmbench
+
+    from dlmbench.data.sources import package_file
+
+    path = package_file("bible", "data/kjv.jsonl")
+    import json
+
+    verses = [json.loads(line)["text"] for _, line in zip(range(30), path.open(encoding="utf-8"))]
+    reqs = []
+    for v in verses:
+        words = v.split(" ")
+        last = words[-1].rstrip(string.punctuation) if strip else words[-1]
+        reqs.append(Instance("loglikelihood", {}, (" ".join(words[:-1]), " " + last), 0))
+    lm = HFLM(pretrained=smol.model, tokenizer=smol.tokenizer.hf, batch_size=8)
+    out = lm.loglikelihood(reqs, disable_tqdm=True)
+    ref_ppl = math.exp(-sum(o[0] for o in out) / len(out))
+    ref_acc = sum(bool(o[1]) for o in out) / len(out)
+
+    record = dlmbench.evaluate("smollm2-135m", "kjv-lastword", limit=30, out=tmp_path, loaded_model=smol,
+                               settings={"task.strip_punctuation": strip})
+    got = {r.metric: r.value for r in record.rows}
+    assert got["perplexity"] == pytest.approx(ref_ppl, rel=1e-4)
+    assert got["acc"] == pytest.approx(ref_acc, abs=1e-12)

@@ -95,6 +95,20 @@ def test_package_source_reads_the_kjv() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_index_split_partitions_the_records(tmp_path) -> None:
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join(json.dumps({"text": f"line {i}"}) + "\n" for i in range(23)))
+    held = load_texts(DatasetSpec("local", str(p), split="mod:5=2"))
+    rest = load_texts(DatasetSpec("local", str(p), split="mod:5!=2"))
+    assert held == [f"line {i}" for i in (2, 7, 12, 17, 22)]
+    assert sorted(held + rest, key=lambda t: int(t.split()[1])) == [f"line {i}" for i in range(23)]
+    assert not set(held) & set(rest)
+    assert load_texts(DatasetSpec("local", str(p), split="mod:5=2"), limit=2) == ["line 2", "line 7"]
+    for bad in ("test", "mod:5=5", "mod:0=0"):
+        with pytest.raises(BadSpec, match="mod:K=R"):
+            load_texts(DatasetSpec("local", str(p), split=bad))
+
+
 def test_package_errors() -> None:
     with pytest.raises(DatasetUnavailable, match="not installed"):
         package_file("no_such_package_dlmbench", "x.jsonl")

