@@ -1,0 +1,118 @@
+"""Peak memory and tokens/s of LLaDA's conditional-likelihood estimator vs ``mc_num`` and MC batch size.
+
+Builds a LLaDA backbone with random weights in the published architecture (``--preset 8b`` is
+GSAI-ML/LLaDA-8B; ``small`` / ``tiny`` shrink width and depth but keep the 126,464-row vocabulary, which
+dominates the logits memory) on the chosen device and dtype, and times ``LLaDAModel.conditional_nll`` on
+requests of ``--prompt`` + ``--answer`` tokens for every (mc_num, batch) pair. It prints one line per pair:
+
+    mc_num  batch  seconds  scored tok/s  forward tok/s  peak MiB (GPU: max_memory_allocated; CPU: RSS growth)
+
+and, before measuring, the on-paper memory of the 8B model (weights, and the logits of one MC batch,
+which the estimator holds in float32 and then in float64 for the log-softmax).
+
+    python benchmarks/llada_memory.py                                   # CPU, tiny preset
+    python benchmarks/llada_memory.py --preset 8b --device cuda --dtype bfloat16 --mc 16,64,128 --batch 8,16,32
+
+Random weights: the numbers are speed and memory only, not likelihoods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import resource
+import time
+
+import torch
+
+VOCAB = 126464
+
+
+def on_paper(preset_params: int, batch: int, length: int) -> str:
+    weights = preset_params * 2 / 2**30
+    logits32 = batch * length * VOCAB * 4 / 2**30
+    logp64 = batch * length * VOCAB * 8 / 2**30
+    return (
+        f"on paper (8B, bf16): weights {weights:.1f} GiB; per MC batch of {batch} x {length} tokens the logits take "
+        f"{logits32:.1f} GiB in float32 and the float64 log-softmax {logp64:.1f} GiB more, so the peak is about "
+        f"{weights + logits32 + logp64:.0f} GiB plus transient activations of one block"
+    )
+
+
+def build(preset: str, device: str, dtype: torch.dtype):
+    from dlmbench.adapters.backbones.llada import LLaDABackbone, llada_8b_config
+
+    cfg = llada_8b_config()
+    if preset == "small":
+        cfg = dataclasses.replace(cfg, d_model=512, n_layers=4, n_heads=8, n_kv_heads=8, mlp_hidden_size=1376)
+    elif preset == "tiny":
+        cfg = dataclasses.replace(cfg, d_model=64, n_layers=2, n_heads=4, n_kv_heads=4, mlp_hidden_size=172)
+    with torch.device("meta"):
+        model = LLaDABackbone(cfg, dtype=dtype)
+    model = model.to_empty(device=device)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    return model.eval(), cfg
+
+
+def peak_mib(device: str, rss0: float) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return max(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", choices=["tiny", "small", "8b"], default="tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default=None, help="default: bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--mc", default="8,32", help="comma-separated mc_num values")
+    ap.add_argument("--batch", default="4,8", help="comma-separated MC batch sizes")
+    ap.add_argument("--prompt", type=int, default=96)
+    ap.add_argument("--answer", type=int, default=32)
+    ap.add_argument("--requests", type=int, default=2)
+    args = ap.parse_args()
+    os.environ.setdefault("DLMBENCH_NO_PROGRESS", "1")
+
+    from dlmbench.adapters.base import ScoreRequest
+    from dlmbench.adapters.llada import SETTINGS, LLaDAModel
+    from dlmbench.specs import CheckpointRef, ModelSpec
+
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+    length = args.prompt + args.answer
+    print(on_paper(8_015_000_000, max(int(b) for b in args.batch.split(",")), length))
+    t0 = time.perf_counter()
+    backbone, cfg = build(args.preset, args.device, dtype)
+    n_params = sum(p.numel() for p in backbone.parameters())
+    print(f"preset {args.preset}: {n_params / 1e6:.1f}M parameters, {dtype}, {args.device}, built in {time.perf_counter() - t0:.1f}s")
+    spec = ModelSpec(name=f"llada-{args.preset}-random", family="llada", checkpoint=CheckpointRef("local", "."), max_length=length)
+    g = torch.Generator().manual_seed(0)
+    reqs = [
+        ScoreRequest(tuple(torch.randint(0, 126000, (args.prompt,), generator=g).tolist()),
+                     tuple(torch.randint(0, 126000, (args.answer,), generator=g).tolist()))
+        for _ in range(args.requests)
+    ]
+    print(f"{'mc_num':>6} {'batch':>5} {'seconds':>8} {'scored tok/s':>12} {'forward tok/s':>13} {'peak MiB':>9}")
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for mc in (int(m) for m in args.mc.split(",")):
+        for batch in (int(b) for b in args.batch.split(",")):
+            model = LLaDAModel(backbone, None, spec=spec, device=torch.device(args.device),
+                               settings={**SETTINGS, "mc_samples": mc, "batch_size": batch})
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t = time.perf_counter()
+            model.conditional_nll(reqs)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            scored = args.requests * args.answer
+            forward = args.requests * mc * length
+            print(f"{mc:>6} {batch:>5} {dt:>8.2f} {scored / dt:>12.1f} {forward / dt:>13.0f} {peak_mib(args.device, rss0):>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
