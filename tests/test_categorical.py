@@ -95,3 +95,28 @@ def test_same_seed_same_draws():
     a = sample_from_logits(logits, generator(123), top_p=0.9)
     b = sample_from_logits(logits, generator(123), top_p=0.9)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("precision, expected", [("float64", 1), ("float32", 0)])
+def test_rare_tail_token_reachable_only_in_float64(monkeypatch, precision, expected):
+    """A token of probability 1e-9 next to one of probability ~1: frequency testing it needs ~1e10 draws, so
+    this checks the support of the sampler at the uniforms most favourable to the rare token instead. The
+    race draws the rare token iff p_r / E_r > p_c / E_c, so it needs a tiny E_r and a large E_c.
+    float64 (E = -log1p(-u)): u_r = 2^-40 (a value float64 uniforms take) gives E_r ≈ 9e-13 and the rare
+    token wins. float32 reference (E = 1e-10 - log(u + 1e-10)): the smallest E_r comes from the largest
+    float32 below 1, u_r = 1 - 2^-24 (E_r ≈ 6e-8), the largest E_c from u_c = 0 (E_c ≈ 23); even then
+    p_r / E_r ≈ 0.017 < p_c / E_c ≈ 0.043, so float32 never emits the token."""
+    import dlmbench.categorical as cat
+
+    probs = torch.tensor([[1 - 1e-9, 1e-9]], dtype=torch.float64)
+    f32_below_one = float(torch.nextafter(torch.tensor(1.0, dtype=torch.float32), torch.tensor(0.0, dtype=torch.float32)))
+    assert f32_below_one == 1.0 - 2.0**-24
+    u_common, u_rare = {"float64": (1.0 - 2.0**-53, 2.0**-40), "float32": (0.0, f32_below_one)}[precision]
+
+    def extreme_rand(shape, dtype, generator, device):  # noqa: ARG001 - same signature as the call site
+        u = torch.full(shape, u_common, dtype=dtype, device=device)
+        u[..., 1] = u_rare
+        return u
+
+    monkeypatch.setattr(cat.torch, "rand", extreme_rand)
+    assert int(sample_from_probs(probs, generator(0), precision)[0]) == expected
