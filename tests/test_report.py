@@ -30,6 +30,14 @@ def results(tmp_path):
     for steps, acc in ((16, 0.2), (64, 0.35), (256, 0.41)):
         rid = f"s{steps}"
         runs[rid] = [_row(rid, "tiny-mdlm", "mdlm", "countdown-cd3", "acc", acc, 0.02, "exact", {"steps": steps}, hib=True)]
+    for steps, ppl, ent, nfe in ((32, 110.0, 5.4, 32), (128, 60.0, 5.3, 128), (1024, 25.0, 4.1, 1024)):
+        rid = f"g{steps}"
+        runs[rid] = [
+            _row(rid, "tiny-mdlm", "mdlm", "genppl-kjv", "gen_ppl", ppl, 3.0, "exact", {"steps": steps}),
+            _row(rid, "tiny-mdlm", "mdlm", "genppl-kjv", "entropy", ent, 0.05, "exact", {"steps": steps}, hib=True),
+            _row(rid, "tiny-mdlm", "mdlm", "genppl-kjv", "reference_entropy", 5.35, 0.05, "exact", {"steps": steps}, hib=True),
+            _row(rid, "tiny-mdlm", "mdlm", "genppl-kjv", "nfe", nfe, None, "exact", {"steps": steps}),
+        ]
     for rid, rows in runs.items():
         write_run(run_folder(root, rows[0].model, rows[0].task, rid), {}, rows)
     return root
@@ -44,10 +52,11 @@ def test_markdown_and_html_written_with_bounds_and_plots(results, tmp_path):
     # AR (lower perplexity) ranks above the diffusion bound
     assert md.index("tiny-ar") < md.index("| tiny-mdlm | mdlm | ≤ 31.2")
     page = written["html"].read_text()
-    assert page.count("<table") == 2 and "data:image/png;base64," in page
+    assert page.count("<table") == 3 and "data:image/png;base64," in page
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert "bits_per_byte.png" in plots and "bits_per_byte.svg" in plots
     assert any(p.startswith("countdown-cd3_acc_vs_steps") for p in plots)
+    assert "genppl_vs_entropy.png" in plots and "genppl-kjv_gen_ppl_vs_nfe.png" in plots
 
 
 def test_html_loads_in_headless_chromium(results, tmp_path):

@@ -175,6 +175,29 @@ def plots(df) -> list[Figure]:
             ax.set_yscale("log")
             ax.legend(fontsize=8)
             figs.append(_fig_to_figure(fig, "genppl_vs_entropy", "Generative perplexity vs entropy"))
+    # speed/quality frontier: cost (NFE, seconds per sample) vs the quality metric of the same runs
+    quality = df[df["metric"].isin(["gen_ppl", "mauve", "acc", "acc_strict"])]
+    for cost_metric, cost_label in (("nfe", "function evaluations (NFE)"), ("seconds_per_sample", "seconds per sample")):
+        cost = df[df["metric"] == cost_metric]
+        if quality.empty or cost.empty:
+            continue
+        merged = quality.merge(cost[["run_id", "value"]], on="run_id", suffixes=("", "_cost"))
+        for (task, metric), g in merged.groupby(["task", "metric"]):
+            if len(g) < 2:
+                continue
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for model, mg in g.groupby("model"):
+                mg = mg.sort_values("value_cost")
+                ax.errorbar(mg["value_cost"], mg["value"], yerr=[0 if _nan_none(e) is None else e for e in mg["stderr"]],
+                            marker="o", capsize=3, label=model)
+            ax.set_xscale("log")
+            ax.set_xlabel(cost_label + " (lower is cheaper)")
+            ax.set_ylabel(metric + (" (higher is better)" if bool(g["higher_is_better"].iloc[0]) else " (lower is better)"))
+            if metric == "gen_ppl":
+                ax.set_yscale("log")
+            ax.legend(fontsize=8)
+            name = f"{task}_{metric}_vs_{cost_metric}".replace("/", "_")
+            figs.append(_fig_to_figure(fig, name, f"{task}: speed/quality ({metric} vs {cost_metric})"))
     # reversal curse: forward vs reverse accuracy per model
     rev = df[df["task"].str.contains("reversal") & (df["metric"].str.contains("acc"))]
     if not rev.empty:
