@@ -80,21 +80,55 @@ def execute(
     out: str | Path = "results",
     force: bool = False,
     loaded_model: Any = None,
+    distributed: bool | None = None,
 ) -> RunRecord:
+    """Run one job and write its run folder (or read it back when finished and not ``force``).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``; ``distributed=None`` detects it, ``False`` ignores it) every
+    rank calls this: the requests are sharded over the ranks and merged (:mod:`dlmbench.runner.distributed`)
+    and rank 0 alone writes the run folder; the other ranks return the same rows without writing.
+    """
     from .adapters import load_model
+    from .runner import distributed as dp
     from .tasks.registry import task_runner
 
     run_id = cache_key(run)
     folder = run_folder(Path(out), run.model.name, run.task.name, run_id)
-    if folder.is_dir() and (folder / "metrics.jsonl").exists() and not force:
+    ctx = dp.context() if distributed is not False else None
+    finished = folder.is_dir() and (folder / "metrics.jsonl").exists() and not force
+    if ctx is not None:
+        finished = ctx.agree(finished)  # rank 0's results folder decides (no shared file system needed)
+    if finished:
+        if ctx is not None and ctx.rank != 0:
+            return RunRecord(run_id=run_id, folder=folder, rows=[], cached=True)
         return read_run(folder)
 
     runner = task_runner(run.task.type)
     t0 = time.time()
     started = now_iso()
-    lm = loaded_model if loaded_model is not None else load_model(run.model, device=device, batch_size=batch_size)
+    if ctx is None:
+        lm = loaded_model if loaded_model is not None else load_model(run.model, device=device, batch_size=batch_size)
+    else:
+        lm, error = loaded_model, None
+        if lm is None:
+            try:
+                lm = load_model(run.model, device=device, batch_size=batch_size)
+            except Exception as e:  # noqa: BLE001 — every rank must learn that the load failed
+                error = e
+        ctx.share(error, f"loading {run.model.name}")
     load_s = time.time() - t0
-    output = runner(lm, run.task, seed=run.seed, limit=run.limit)
+    if ctx is not None:
+        lm = dp.ShardedModel(lm, ctx, dp.shard_dir(Path(out), run_id), resume=not force)
+        output, error = None, None
+        try:
+            output = runner(lm, run.task, seed=run.seed, limit=run.limit)
+        except dp.ShardError:
+            raise
+        except Exception as e:  # noqa: BLE001 — a failure after the last sharded call: tell every rank
+            error = e
+        ctx.share(error, f"running {run.task.name}")
+    else:
+        output = runner(lm, run.task, seed=run.seed, limit=run.limit)
     duration = time.time() - t0
 
     versions = package_versions()
@@ -141,5 +175,18 @@ def execute(
         + "".join(f"{r.metric} = {r.value:.6g} ± {r.stderr if r.stderr is not None else float('nan'):.3g} (n={r.n}, {r.bound})\n" for r in rows)
     )
     spec = {"run_id": run_id, **run.to_dict(), "batch_size": batch_size, "device": device}
-    write_run(folder, yaml.safe_load(yaml.safe_dump(spec, sort_keys=False)), rows, output.examples, log)
+    if ctx is not None:
+        spec["world_size"] = ctx.world_size
+        log += f"data-parallel over {ctx.world_size} ranks (requests sharded by index, merged before scoring)\n"
+    if ctx is None:
+        write_run(folder, yaml.safe_load(yaml.safe_dump(spec, sort_keys=False)), rows, output.examples, log)
+    else:
+        error = None
+        if ctx.rank == 0:
+            try:
+                write_run(folder, yaml.safe_load(yaml.safe_dump(spec, sort_keys=False)), rows, output.examples, log)
+            except Exception as e:  # noqa: BLE001 — every rank must learn that the job failed
+                error = f"{type(e).__name__}: {e}"
+        ctx.check(error, "writing the run folder")
+        dp.remove_shards(Path(out), run_id, ctx)
     return RunRecord(run_id=run_id, folder=folder, rows=rows, examples=output.examples, cached=False)

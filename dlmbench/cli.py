@@ -82,6 +82,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="recompute even if a finished run with the same spec exists")
     run.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
+    run.add_argument(
+        "--check",
+        default=None,
+        metavar="BASELINE",
+        help="after running, compare this invocation's runs with BASELINE as `dlmbench regress` does and exit with its status (0/1/2)",
+    )
+    run.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="progress bars on stderr (overall, and per job from the model); auto: when stderr is a terminal",
+    )
+    sc = run.add_argument_group(
+        "where the jobs run",
+        "local (default): one after another here; under `torchrun --nproc_per_node N -m dlmbench.cli run ...` each "
+        "job is data-parallel over the N ranks. slurm: a Slurm job array through submitit (pip install "
+        "'dlmbench[slurm]'). ray: Ray tasks (pip install 'dlmbench[ray]'). Remote workers must see --out.",
+    )
+    sc.add_argument("--backend", choices=["local", "slurm", "ray"], default="local", help="job-grid backend (default local)")
+    sc.add_argument("--gpus", type=int, default=None, metavar="N", help="GPUs per job on slurm/ray (default 1 with a cuda --device, else 0)")
+    sc.add_argument("--ranks", type=int, default=None, metavar="N", help="slurm: data-parallel processes per job (default one per GPU)")
+    sc.add_argument("--slurm-partition", default=None, metavar="NAME", help="Slurm partition")
+    sc.add_argument("--slurm-time", type=int, default=240, metavar="MIN", help="time limit per job in minutes (default 240)")
+    sc.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per task")
+    sc.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="memory per node in GB")
+    sc.add_argument("--slurm-array-parallelism", type=int, default=None, metavar="N", help="at most N jobs of the array at once")
+    sc.add_argument(
+        "--slurm-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit Slurm parameter, e.g. account=ABC, qos=high, constraint=a100 (repeatable)",
+    )
+    sc.add_argument("--slurm-logs", default=None, metavar="DIR", help="submitit's folder for job logs (default OUT/.slurm)")
+    sc.add_argument(
+        "--slurm-cluster",
+        choices=["slurm", "local", "debug"],
+        default="slurm",
+        help="submitit executor: slurm (default); local runs the array as local processes (testing)",
+    )
+    sc.add_argument("--no-wait", action="store_true", help="slurm: submit and return; run the same command later to collect")
+    sc.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to use (default $RAY_ADDRESS, else a new local instance)")
+    sc.add_argument("--ray-cpus", type=float, default=1, metavar="N", help="CPUs per Ray task (default 1)")
 
     res = sub.add_parser("results", help="print or export the tidy results table")
     res.add_argument("--out-dir", default="results", metavar="DIR", help="results root to read (default results/)")
@@ -105,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_settings(items: Sequence[str]) -> dict:
+def _parse_settings(items: Sequence[str], flag: str = "--set") -> dict:
     from .specs import parse_value
 
     out = {}
     for item in items:
         if "=" not in item or item.startswith("="):
-            raise BadSpec(f"--set expects KEY=VALUE, got {item!r}")
+            raise BadSpec(f"{flag} expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = parse_value(value)
     return out
@@ -154,10 +197,56 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _scheduler_options(args):
+    from .runner.backends import RayOptions, SlurmOptions
+
+    for name in ("gpus", "ranks", "slurm_cpus", "slurm_array_parallelism"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "gpus" else 1):
+            raise BadSpec(f"--{name.replace('_', '-')} must be {'≥ 0' if name == 'gpus' else 'a positive integer'}, not {v}")
+    gpus = args.gpus if args.gpus is not None else (1 if str(args.device).startswith("cuda") else 0)
+    slurm = SlurmOptions(
+        partition=args.slurm_partition,
+        time_min=args.slurm_time,
+        gpus=gpus,
+        ranks=args.ranks or max(gpus, 1),
+        cpus=args.slurm_cpus,
+        mem_gb=args.slurm_mem_gb,
+        array_parallelism=args.slurm_array_parallelism,
+        extra=_parse_settings(args.slurm_opt, "--slurm-opt"),
+        cluster=args.slurm_cluster,
+        logs=args.slurm_logs,
+        wait=not args.no_wait,
+    )
+    return slurm, RayOptions(address=args.ray_address, gpus=gpus, cpus=args.ray_cpus)
+
+
+def _check(jobs, baseline: str) -> int:
+    """``--check``: this invocation's runs as the candidate of a regress comparison (default options)."""
+    from .regress.compare import StatOptions, compare
+    from .regress.inputs import load_side
+    from .regress.matching import Options
+    from .regress.render import markdown
+
+    base = load_side(baseline, "baseline")
+    cand = [e for job in jobs if (job.folder / "metrics.jsonl").is_file() for e in load_side(job.folder, "candidate")]
+    if not cand:
+        raise BadSpec("--check: no finished run to compare")
+    report = compare(base, cand, Options(), StatOptions())
+    print(markdown(report, str(baseline), "this run"), end="")
+    for p in report.blocking_problems:
+        print(f"error: cannot compare {p.line()}", file=sys.stderr)
+    if report.regressions:
+        print("regression: " + ", ".join(f"{r.model}/{r.task}/{r.metric}" for r in report.regressions), file=sys.stderr)
+    return report.exit_code
+
+
 def cmd_run(args) -> int:
     from .registry import Registry
     from .report.table import render
-    from .runner.suite import expand_suite, is_finished, load_suite, run_jobs
+    from .runner.backends import JobOptions, run_with_backend
+    from .runner.distributed import is_main_process
+    from .runner.suite import expand_suite, is_finished, load_suite
 
     if args.limit is not None and args.limit < 1:
         raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
@@ -167,7 +256,10 @@ def cmd_run(args) -> int:
         raise BadSpec("give either --suite or --model/--task, not both")
     if not args.suite and not (args.model and args.task):
         raise BadSpec("give --model and --task (comma-separated lists make a grid), or --suite FILE")
+    if args.check and not Path(args.check).exists():
+        raise BadSpec(f"--check: baseline {args.check} does not exist (give a results folder, run folder or .csv/.parquet export)")
     settings = _parse_settings(args.settings)
+    slurm, ray = _scheduler_options(args)
     reg = Registry.default(args.specs)
     if args.suite:
         data, where = load_suite(args.suite), str(args.suite)
@@ -185,21 +277,22 @@ def cmd_run(args) -> int:
         n_cached = sum(is_finished(j) and not args.force for j in jobs)
         print(f"{len(jobs)} jobs: {len(jobs) - n_cached} to run, {n_cached} cached")
         return 0
+    main_rank = is_main_process()
+    if args.progress == "off":
+        os.environ["DLMBENCH_NO_PROGRESS"] = "1"  # the adapters' per-job bars too
+    opts = JobOptions(out=args.out, device=args.device, batch_size=args.batch_size, force=args.force)
+    quiet = None if main_rank else (lambda msg: None)
+    summary = run_with_backend(jobs, opts, backend=args.backend, progress=args.progress, slurm=slurm, ray=ray, log=quiet)
+    if not main_rank:  # other torchrun ranks: rank 0 prints and checks
+        return 1 if summary.failed else 0
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    if len(jobs) == 1:
-        from .api import execute
-
-        job = jobs[0]
-        if not is_finished(job) or args.force:
-            log(f"loading {job.run.model.name} ({job.run.model.family}, {job.run.model.checkpoint.describe()}) ...")
-        rec = execute(job.run, batch_size=args.batch_size, device=args.device, out=args.out, force=args.force)
-        note = " (cached: this exact spec already finished; --force recomputes)" if rec.cached else ""
-        log(f"wrote {rec.folder}{note}")
-        failed = []
+    if len(jobs) == 1 and not summary.failed and not summary.submitted:
+        note = " (cached: this exact spec already finished; --force recomputes)" if summary.cached else ""
+        log(f"wrote {jobs[0].folder}{note}")
     else:
-        summary = run_jobs(jobs, out=Path(args.out), device=args.device, batch_size=args.batch_size, force=args.force, log=log)
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
-        failed = summary.failed
+        for job, msg in summary.failed:
+            log(f"  failed: {job.label}: {msg}")
     from .store import read_run
 
     all_rows = [r.to_json() for job in jobs if is_finished(job) for r in read_run(job.folder).rows]
@@ -216,7 +309,14 @@ def cmd_run(args) -> int:
         )
         if any(r["bound"] == "upper" for r in all_rows):
             print("≤: diffusion likelihoods are Monte Carlo upper bounds on the NLL (stderr includes the MC error).")
-    return 1 if failed else 0
+    if args.check:
+        print()
+        status = _check(jobs, args.check)
+        if status == 0 and (summary.failed or summary.submitted):
+            log("check incomplete: some jobs failed or are still running, so their rows were not compared")
+            return 2
+        return status
+    return 1 if summary.failed else 0
 
 
 def cmd_results(args) -> int:

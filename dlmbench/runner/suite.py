@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadSpec, DlmbenchError
+from ..errors import BadSpec
 from ..registry import Registry
 from ..specs import RunSpec, load_yaml
 
@@ -55,9 +55,11 @@ class SuiteSummary:
     done: list[Job] = field(default_factory=list)
     cached: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
+    submitted: list[Job] = field(default_factory=list)  # handed to a cluster without waiting
 
     def line(self) -> str:
-        return f"{len(self.done)} done, {len(self.cached)} cached, {len(self.failed)} failed"
+        line = f"{len(self.done)} done, {len(self.cached)} cached, {len(self.failed)} failed"
+        return line + (f", {len(self.submitted)} submitted (still running)" if self.submitted else "")
 
 
 def _as_list(where: str, value: Any) -> list:
@@ -165,34 +167,9 @@ def run_jobs(
     force: bool = False,
     log: Callable[[str], None] = print,
 ) -> SuiteSummary:
-    """Run jobs in order, loading each model once for its consecutive jobs; never stops on a failure."""
-    from ..adapters import load_model
-    from ..api import execute
+    """Run jobs in order in this process, loading each model once for its consecutive jobs; never stops on a
+    failure. The ``local`` backend of :func:`dlmbench.runner.backends.run_with_backend`, without a progress bar."""
+    from .backends import JobOptions, run_with_backend
 
-    summary = SuiteSummary()
-    loaded: tuple[str, Any] | None = None
-    total = len(jobs)
-    for k, job in enumerate(jobs, 1):
-        if is_finished(job) and not force:
-            summary.cached.append(job)
-            log(f"[{k}/{total}] cached  {job.label}")
-            continue
-        try:
-            model_key = json.dumps(job.run.model.to_dict(), sort_keys=True, default=str)
-            if loaded is None or loaded[0] != model_key:
-                loaded = None
-                log(f"[{k}/{total}] loading {job.run.model.name} ...")
-                loaded = (model_key, load_model(job.run.model, device=device, batch_size=batch_size))
-            log(f"[{k}/{total}] running {job.label} ...")
-            t0 = time.time()
-            execute(job.run, batch_size=batch_size, device=device, out=out, force=True, loaded_model=loaded[1])
-            summary.done.append(job)
-            log(f"[{k}/{total}] done    {job.label} in {time.time() - t0:.1f}s")
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 — a failed job must not stop the others
-            record_failure(out, job, e)
-            msg = str(e) if isinstance(e, DlmbenchError) else f"{type(e).__name__}: {e}"
-            summary.failed.append((job, msg))
-            log(f"[{k}/{total}] FAILED  {job.label}: {msg}")
-    return summary
+    opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
+    return run_with_backend(jobs, opts, backend="local", progress="off", log=log)
