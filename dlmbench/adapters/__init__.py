@@ -9,6 +9,8 @@ from ..specs import ModelSpec
 _LOADERS = {
     "ar": ("dlmbench.adapters.ar", "load_ar"),
     "llada": ("dlmbench.adapters.llada", "load_llada"),
+    "mdlm": ("dlmbench.adapters.mdlm", "load_mdlm"),
+    "sedd": ("dlmbench.adapters.sedd", "load_sedd"),
     "plaid": ("dlmbench.adapters.plaid", "load_plaid"),
 }
 

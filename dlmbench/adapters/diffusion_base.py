@@ -22,7 +22,7 @@ import torch
 
 from ..errors import BadSpec, UnknownName
 from ..seeding import request_seed
-from .base import GreedyResult, LanguageModel, NLLResult, ScoreRequest
+from .base import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest
 
 GREEDY_METHODS = ("iterative_confidence", "one_shot_argmax")
 
@@ -159,3 +159,122 @@ class DiffusionLM(LanguageModel):
 
         disable = os.environ.get("DLMBENCH_NO_PROGRESS") == "1" or not sys.stderr.isatty()
         return tqdm(total=total, desc=f"{self.family} bound", unit="seq", disable=disable, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sampling on a masked canvas (MDLM, SEDD): prefix / infill tokens fixed, ``mask_id`` positions generated
+
+
+def sample_seeds(seed: int, n: int, *identity: object) -> list[int]:
+    """Per-row seeds of a sampling call: row ``i`` depends only on ``(seed, identity, i)``, never on ``n``,
+    the batch size or the other rows."""
+    return [request_seed(int(seed), "sample", *identity, i) for i in range(int(n))]
+
+
+class CanvasDiffusionLM(DiffusionLM):
+    """A :class:`DiffusionLM` whose samplers fill the ``mask_id`` positions of a canvas and never touch
+    the others (MDLM's and SEDD's samplers in :mod:`dlmbench.samplers`). Shared here:
+
+    - :meth:`sample`: canvas = ``prefix + [mask] * length``; a canvas longer than ``max_length`` is
+      generated semi-autoregressively (MDLM ``sample_subs_guidance``: windows of ``max_length`` advancing by
+      ``semi_ar_stride`` tokens, :func:`dlmbench.samplers.semi_autoregressive`);
+    - :meth:`infill`: the ``None`` holes are the masked positions of a one-row canvas;
+    - rows are sampled in chunks of ``batch_size`` with per-row seeds, so a row's tokens do not depend on
+      ``n`` or the batch size; ``nfe`` is the number of batched network calls summed over chunks, and the
+      settings record ``nfe_per_sample`` (mean network calls each row took part in).
+
+    ``temperature: 0`` is the zero-temperature limit: every unmasked token is the argmax of the clean-token
+    distribution (which positions unmask, and when, stays the sampler's).
+
+    Subclasses implement :meth:`_sample_canvas` (one chunk, given the checked settings) and
+    :meth:`_sampler_record` (what to write into :attr:`SampleResult.settings`), and list their sampler
+    names in ``samplers``.
+    """
+
+    samplers: tuple[str, ...] = ()
+    sample_keys: tuple[str, ...] = ("sampler", "steps", "temperature", "top_p", "precision")
+
+    def _sample_canvas(self, canvas: torch.Tensor, seeds: Sequence[int], st: dict[str, Any]):
+        """Fill the ``mask_id`` positions of ``canvas [B, L]``; return a :class:`~dlmbench.samplers.SamplerOutput`."""
+        raise NotImplementedError
+
+    def _sampler_record(self, st: dict[str, Any]) -> dict[str, Any]:
+        return {k: st[k] for k in self.sample_keys if k in st}
+
+    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+        st = check_settings(self.family, settings, self.settings)
+        if steps is not None:
+            st["steps"] = int(steps)
+        if st.get("sampler") not in self.samplers:
+            raise UnknownName(f"{self.family} sampler", str(st.get("sampler")), self.samplers)
+        if int(st.get("steps") or 0) < 1:
+            raise BadSpec(f"{self.family}: sampling steps must be a positive integer, not {st.get('steps')!r}")
+        if str(st.get("precision")) not in ("float64", "float32"):
+            raise UnknownName("sampling precision", str(st.get("precision")), ("float64", "float32"))
+        top_p = st.get("top_p")
+        if top_p is not None and not 0 < float(top_p) <= 1:
+            raise BadSpec(f"{self.family}: top_p must lie in (0, 1], not {top_p!r}")
+        if float(st.get("temperature", 1.0)) < 0:
+            raise BadSpec(f"{self.family}: temperature must be >= 0 (0: argmax tokens), not {st.get('temperature')!r}")
+        return st
+
+    def _generate(self, canvas: torch.Tensor, seeds: Sequence[int], st: dict[str, Any]):
+        """:meth:`_sample_canvas` over chunks of ``batch_size`` rows; NFE summed over chunks."""
+        from ..samplers import SamplerOutput
+
+        bs = max(1, int(st.get("batch_size") or canvas.shape[0]))
+        tokens, row_nfe, nfe = [], [], 0
+        with torch.inference_mode():
+            for s in range(0, canvas.shape[0], bs):
+                out = self._sample_canvas(canvas[s : s + bs], list(seeds[s : s + bs]), st)
+                tokens.append(out.tokens)
+                rn = out.row_nfe if out.row_nfe.numel() else torch.full((out.tokens.shape[0],), out.nfe, dtype=torch.long)
+                row_nfe.append(rn.cpu())
+                nfe += int(out.nfe)
+        return SamplerOutput(torch.cat(tokens), nfe, torch.cat(row_nfe))
+
+    def _result(self, rows: torch.Tensor, out, st: dict[str, Any], **extra: Any) -> SampleResult:
+        gen = rows.tolist()
+        record = {**self._sampler_record(st), **extra, "nfe_per_sample": float(out.row_nfe.double().mean()) if out.row_nfe.numel() else float(out.nfe)}
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(out.nfe), record)
+
+    def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
+        from ..samplers import masked_canvas, semi_autoregressive
+
+        st = self._sample_settings(steps, settings)
+        if int(n) < 1 or int(length) < 1:
+            raise BadSpec(f"{self.family}: sample needs n >= 1 and length >= 1 (got n={n}, length={length})")
+        prompt = [int(t) for t in (prefix or [])]
+        if self.mask_id in prompt:
+            raise BadSpec(f"{self.family}: the prefix contains the mask token id {self.mask_id}")
+        window = int(self.max_length or 1024)
+        total = len(prompt) + int(length)
+        seeds = sample_seeds(seed, n)
+        if total <= window:
+            canvas = masked_canvas(int(n), total, self.mask_id, prefix=prompt or None, device=self.device)
+            out = self._generate(canvas, seeds, st)
+            return self._result(out.tokens[:, len(prompt) :], out, st)
+        if len(prompt) >= window:
+            raise BadSpec(f"{self.family}: a prefix of {len(prompt)} tokens leaves no room in the {window}-token window")
+        stride = int(st.get("semi_ar_stride") or max(1, window // 2))
+        if not 0 < stride <= window:
+            raise BadSpec(f"{self.family}: semi_ar_stride must lie in 1..{window}, not {stride}")
+
+        def window_sampler(canvas: torch.Tensor, rnd: int):
+            return self._generate(canvas, [request_seed(s, "semi-ar", rnd) for s in seeds], st)
+
+        out = semi_autoregressive(window_sampler, batch=int(n), total_length=total, window=window, stride=stride,
+                                  mask_id=self.mask_id, prefix=prompt or None, device=self.device)
+        return self._result(out.tokens[:, len(prompt) :], out, st, semi_autoregressive={"window": window, "stride": stride})
+
+    def infill(self, tokens: Sequence[int | None], *, steps: int | None = None, seed: int = 0, **settings: Any) -> SampleResult:
+        st = self._sample_settings(steps, settings)
+        if not tokens:
+            raise BadSpec(f"{self.family}: nothing to infill")
+        if len(tokens) > int(self.max_length or 1024):
+            raise BadSpec(f"{self.family}: {len(tokens)} positions exceed the model's {self.max_length}-token window")
+        if any(t is not None and int(t) == self.mask_id for t in tokens):
+            raise BadSpec(f"{self.family}: the known tokens contain the mask token id {self.mask_id}; write holes as None")
+        canvas = torch.tensor([[self.mask_id if t is None else int(t) for t in tokens]], dtype=torch.long, device=self.device)
+        out = self._generate(canvas, sample_seeds(seed, 1, "infill"), st)
+        return self._result(out.tokens, out, st)
