@@ -1,0 +1,263 @@
+"""The lm-eval bridge and the ``lmeval`` task, offline, on a tiny AR model and a tiny LLaDA.
+
+Ground truth is computed independently of lm-eval: the same prompts built by hand from the documents,
+scored with ``model.conditional_nll`` (with the bridge's per-request seeds), argmax over the choices.
+The lm-eval task is a YAML written into ``tmp_path`` that reads a local JSONL file (lm-eval's documented
+``dataset_path: json`` + ``dataset_kwargs: {data_files: ...}`` with ``TaskManager(include_path=...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("lm_eval")
+
+from dlmbench.adapters.base import ScoreRequest  # noqa: E402
+from dlmbench.lmeval_bridge import DlmbenchLM, encode_request, loglikelihood_seed  # noqa: E402
+from dlmbench.specs import ModelSpec, TaskSpec  # noqa: E402
+from dlmbench.tasks.lmeval import metric_bound, run_lmeval  # noqa: E402
+
+DOCS = [
+    {"question": "the quick brown fox", "choices": ["jumps", "sleeps", "is a dog"], "label": 0},
+    {"question": "hello world, this is", "choices": ["a test", "things", "the lazy dog", "over"], "label": 1},
+    {"question": "the lazy dog", "choices": ["jumps over the fox", "hello"], "label": 1},
+    {"question": "a small test of", "choices": ["things", "the", "quick brown"], "label": 2},
+    {"question": "over the", "choices": ["lazy dog", "world"], "label": 0},
+]
+PROMPT = "Question: {q}\nAnswer:"
+
+TASK_YAML = """\
+task: tiny_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: multiple_choice
+test_split: test
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: label
+doc_to_choice: "{{{{choices}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+# -- models ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+    from dlmbench.adapters.ar import load_ar
+
+    root = tmp_path_factory.mktemp("tiny_gpt2_lmeval")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog", "hello world, this is a small test of things"] * 50, trainer)
+    (root / "bpe").mkdir()
+    tok.model.save(str(root / "bpe"))
+    hf_tok = GPT2Tokenizer.from_pretrained(str(root / "bpe"))
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(hf_tok), n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0, initializer_range=0.3)
+    GPT2LMHeadModel(config).eval().save_pretrained(str(root / "model"))
+    hf_tok.save_pretrained(str(root / "model"))
+    spec = ModelSpec.from_dict({"name": "tiny-gpt2", "family": "ar", "checkpoint": {"local": str(root / "model")}})
+    return load_ar(spec, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_llada(tmp_path_factory):
+    from dlmbench.adapters.backbones.llada_tiny import write_tiny_llada
+    from dlmbench.adapters.llada import load_llada
+
+    folder = write_tiny_llada(tmp_path_factory.mktemp("llada_lmeval"), seed=5)
+    spec = ModelSpec.from_dict({"name": "tiny-llada", "family": "llada", "checkpoint": {"local": str(folder)},
+                                "max_length": 64, "settings": {"mc_samples": 2, "batch_size": 8}})
+    return load_llada(spec)
+
+
+@pytest.fixture()
+def local_task(tmp_path):
+    data = tmp_path / "tiny_mc.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    folder = tmp_path / "lm_eval_tasks"
+    folder.mkdir()
+    (folder / "tiny_mc.yaml").write_text(TASK_YAML.format(data=data))
+    return folder, data
+
+
+def _card(folder, **settings) -> TaskSpec:
+    return TaskSpec.from_dict({
+        "name": "tiny-mc", "type": "lmeval",
+        "dataset": {"source": "hf", "path": "tiny/none", "split": "test"},
+        "settings": {"lm_eval_task": "tiny_mc", "include_path": str(folder), "include_defaults": False, **settings},
+    })
+
+
+# -- the independent computation -------------------------------------------------------------------
+def _direct(model, seed: int, docs):
+    """Per document: log-likelihoods of each choice from conditional_nll, acc and acc_norm."""
+    reqs, owner, lens = [], [], []
+    for i, d in enumerate(docs):
+        ctx = PROMPT.format(q=d["question"])
+        for c in d["choices"]:
+            cont = " " + c
+            c_ids, t_ids = encode_request(model.tokenizer, ctx, cont)
+            reqs.append(ScoreRequest(c_ids, t_ids, loglikelihood_seed(seed, ctx, cont)))
+            owner.append(i)
+            lens.append(len(c))  # lm-eval acc_norm: log-likelihood per character of the choice
+    ll = -model.conditional_nll(reqs).nll
+    owner, lens = np.array(owner), np.array(lens, dtype=float)
+    acc, acc_norm, per_doc = [], [], []
+    for i, d in enumerate(docs):
+        lli = ll[owner == i]
+        per_doc.append(lli)
+        acc.append(float(np.argmax(lli) == d["label"]))
+        acc_norm.append(float(np.argmax(lli / lens[owner == i]) == d["label"]))
+    return per_doc, float(np.mean(acc)), float(np.mean(acc_norm))
+
+
+def _check_against_direct(out, model, seed, n_docs=len(DOCS)):
+    docs = DOCS[:n_docs]
+    per_doc, acc, acc_norm = _direct(model, seed, docs)
+    rows = {r.metric: r for r in out.metrics}
+    assert rows["acc"].value == pytest.approx(acc, abs=1e-12)
+    assert rows["acc_norm"].value == pytest.approx(acc_norm, abs=1e-12)
+    n = len(docs)
+    assert rows["acc"].n == n and len(out.examples) == n
+    # lm-eval's stderr of a mean: sample std (ddof 1) / sqrt(n)
+    assert rows["acc"].stderr == pytest.approx(math.sqrt(acc * (1 - acc) * n / (n - 1) / n), abs=1e-12)
+    ex = {e["doc_id"]: e for e in out.examples}
+    for i in range(n):
+        np.testing.assert_allclose(ex[i]["loglikelihoods"], per_doc[i], rtol=1e-9, atol=1e-9)
+    return rows
+
+
+# -- tests -----------------------------------------------------------------------------------------
+def test_loglikelihood_is_minus_conditional_nll(tiny_gpt2, tiny_llada):
+    from lm_eval.api.instance import Instance
+
+    pairs = [("Question: the quick\nAnswer:", " brown"), ("hello ", "world"), ("", "the dog")]
+    insts = [Instance("loglikelihood", {}, p, i, ("t", i, 1)) for i, p in enumerate(pairs)]
+    for model in (tiny_gpt2, tiny_llada):
+        bridge = DlmbenchLM(model, seed=7, greedy="true")
+        got = bridge.loglikelihood(insts)
+        reqs = [ScoreRequest(*encode_request(model.tokenizer, c, x), loglikelihood_seed(7, c, x)) for c, x in pairs]
+        want = -model.conditional_nll(reqs).nll
+        greedy = model.greedy_match(reqs).matches
+        np.testing.assert_allclose([g[0] for g in got], want, rtol=1e-10)
+        assert [g[1] for g in got] == [bool(m) for m in greedy]
+        # per-request seeds: the order lm-eval hands requests in does not change any number
+        again = bridge.loglikelihood(insts[::-1])[::-1]
+        np.testing.assert_allclose([g[0] for g in again], [g[0] for g in got], rtol=1e-12)
+    # lm-eval's split: the trailing space of the context goes to the continuation
+    assert encode_request(tiny_gpt2.tokenizer, "hello ", "world") == encode_request(tiny_gpt2.tokenizer, "hello", " world")
+
+
+def test_rolling_and_generate(tiny_gpt2):
+    from lm_eval.api.instance import Instance
+
+    bridge = DlmbenchLM(tiny_gpt2, seed=1)
+    text = "the quick brown fox jumps over the lazy dog"
+    [ll] = bridge.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])
+    ids = tuple(tiny_gpt2.tokenizer.encode(text))
+    assert ll == pytest.approx(-tiny_gpt2.nll([ids]).nll[0], rel=1e-10)
+    req = Instance("generate_until", {}, ("the quick", {"until": ["\n"], "max_gen_toks": 6}), 0)
+    [gen] = bridge.generate_until([req])
+    # greedy: the same as the adapter's own temperature-0 sampler from the same prompt
+    ref = tiny_gpt2.sample(1, 6, prefix=tiny_gpt2.tokenizer.encode("the quick"), temperature=0.0).texts[0].split("\n")[0]
+    assert gen == ref
+
+
+def test_registered_as_lm_eval_model(tiny_gpt2):
+    from lm_eval.api.registry import get_model
+
+    assert get_model("dlmbench") is DlmbenchLM
+
+
+def test_lmeval_task_ar_matches_direct_computation(tiny_gpt2, local_task):
+    folder, _ = local_task
+    out = run_lmeval(tiny_gpt2, _card(folder), seed=3, limit=None)
+    rows = _check_against_direct(out, tiny_gpt2, 3)
+    assert rows["acc"].bound == "exact" and rows["acc"].settings["score_basis"] == "exact_loglikelihood"
+    assert out.settings["lm_eval_version"] and out.settings["greedy_skipped_tasks"] == ["tiny_mc"]
+    assert out.dataset.startswith("local:json") and out.split == "test"
+
+
+@pytest.mark.slow
+def test_lmeval_task_diffusion_matches_direct_computation(tiny_llada, local_task):
+    folder, _ = local_task
+    # a tiny LLaDA still has the full 126k vocabulary (its mask id is 126336): keep the work small
+    out = run_lmeval(tiny_llada, _card(folder, num_fewshot=0), seed=11, limit=2)
+    rows = _check_against_direct(out, tiny_llada, 11, n_docs=2)
+    # accuracies computed from bounds are labelled as such
+    assert rows["acc"].bound == "exact" and rows["acc"].settings["score_basis"] == "nll_upper_bound"
+    assert out.settings["mc_samples"] == 2 and out.settings["loglikelihood_kind"].startswith("lower bound")
+    assert out.settings["requests"]["greedy_checks"] == 0  # multiple choice never reads is_greedy
+
+
+def test_local_data_override_of_a_task(tiny_gpt2, local_task, tmp_path):
+    """``dataset.source=local``: lm-eval's YAML is included, only the data files change."""
+    folder, data = local_task
+    card = TaskSpec.from_dict({
+        "name": "tiny-mc", "type": "lmeval",
+        "dataset": {"source": "local", "path": str(data)},
+        "settings": {"lm_eval_task": "tiny_mc_copy", "include_path": str(folder), "include_defaults": False},
+    })
+    # a second task that reads a remote dataset: only the override makes it runnable offline
+    (folder / "copy.yaml").write_text(TASK_YAML.format(data="unused").replace("task: tiny_mc", "task: tiny_mc_copy")
+                                      .replace("dataset_path: json", "dataset_path: nowhere/remote_dataset"))
+    out = run_lmeval(tiny_gpt2, card, seed=3, limit=3)
+    assert out.settings["local_data_files"] == {"tiny_mc_copy": {"test": str(data.resolve())}}
+    assert {r.metric for r in out.metrics} >= {"acc", "acc_norm"} and out.metrics[0].n == 3
+
+
+def test_metric_bound_labels():
+    assert metric_bound("exact", "multiple_choice", "acc") == ("exact", "exact_loglikelihood")
+    assert metric_bound("upper", "multiple_choice", "acc_norm") == ("exact", "nll_upper_bound")
+    assert metric_bound("upper", "loglikelihood", "acc") == ("exact", "greedy_check")
+    assert metric_bound("upper", "loglikelihood", "perplexity") == ("upper", "nll_upper_bound")
+    assert metric_bound("upper", "generate_until", "exact_match") == ("exact", "generation")
+
+
+def test_stock_card_runs_on_a_local_copy(tiny_gpt2, tmp_path):
+    """The packaged arc-easy card, pointed at a local file in the HF schema with --set dataset.*."""
+    from dlmbench.registry import Registry
+    from dlmbench.specs import split_overrides
+
+    docs = [
+        {"id": "a", "question": "the quick brown", "choices": {"text": ["fox", "dog", "test"], "label": ["A", "B", "C"]}, "answerKey": "A"},
+        {"id": "b", "question": "hello", "choices": {"text": ["world", "things"], "label": ["1", "2"]}, "answerKey": "2"},
+        {"id": "c", "question": "the lazy", "choices": {"text": ["dog", "fox", "hello", "over"], "label": ["A", "B", "C", "D"]}, "answerKey": "D"},
+    ]
+    data = tmp_path / "arc_easy_test.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    card = Registry.default().task("arc-easy")
+    _, card = split_overrides(ModelSpec.from_dict({"name": "m", "family": "ar", "checkpoint": {"hub": "x"}}), card,
+                              {"dataset.source": "local", "dataset.path": str(data)})
+    out = run_lmeval(tiny_gpt2, card, seed=0, limit=None)
+    rows = {r.metric: r for r in out.metrics}
+    # independent: lm-eval's arc prompt, written out by hand
+    correct, correct_norm = [], []
+    for d in docs:
+        ctx = f"Question: {d['question']}\nAnswer:"
+        reqs = [ScoreRequest(*encode_request(tiny_gpt2.tokenizer, ctx, " " + c), 0) for c in d["choices"]["text"]]
+        ll = -tiny_gpt2.conditional_nll(reqs).nll
+        gold = d["choices"]["label"].index(d["answerKey"])
+        correct.append(np.argmax(ll) == gold)
+        correct_norm.append(np.argmax(ll / np.array([len(c) for c in d["choices"]["text"]])) == gold)
+    assert rows["acc"].value == pytest.approx(np.mean(correct)) and rows["acc_norm"].value == pytest.approx(np.mean(correct_norm))
+    assert rows["acc"].n == 3 and out.split == "test" and out.dataset == f"local:{data.resolve()}"
+    assert out.settings["num_fewshot"] == {"arc_easy": 0} and out.settings["lm_eval_tasks"] == ["arc_easy"]
