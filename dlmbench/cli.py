@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .regress.command import add_arguments as _regress_arguments
 
     _regress_arguments(reg)
+
+    zoo = sub.add_parser("zoo", help="train the reference zoo of tiny models (every family, on CPU)")
+    from .zoo.command import add_arguments as _zoo_arguments
+
+    _zoo_arguments(zoo)
     return p
 
 
@@ -358,6 +363,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    from .zoo.command import run
+
+    return run(args)
+
+
 def cmd_regress(args) -> int:
     from .regress.command import run_from_args
 
@@ -371,6 +382,7 @@ COMMANDS = {
     "results": cmd_results,
     "report": cmd_report,
     "regress": cmd_regress,
+    "zoo": cmd_zoo,
 }
 
 

@@ -1,0 +1,67 @@
+"""``dlmbench zoo list | train | build``: argument parsing and printing only; the work is in :mod:`.build`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import FAMILIES
+from .configs import CONFIGS
+from .corpus import CORPORA
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", parser_class=type(p))
+    sub.required = True
+    ls = sub.add_parser("list", help="the zoo's models, whether each is built, its training facts")
+    ls.add_argument("--root", default=None, metavar="DIR", help="cards folder (default: the packaged cards/models)")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="size and optimiser preset (default tiny)")
+        q.add_argument("--steps", type=int, default=None, metavar="N", help="training steps (default: the config's)")
+        q.add_argument("--seconds", type=float, default=None, metavar="S",
+                       help="wall-clock budget per model in seconds; 0 = none, i.e. a bit-reproducible step budget")
+        q.add_argument("--seed", type=int, default=None, help="seed of weights, data order and noise (default 0)")
+        q.add_argument("--root", default=None, metavar="DIR",
+                       help="where cards (DIR/zoo-*.yaml) and weights (DIR/zoo/*) go (default: the packaged cards/models)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    tr = sub.add_parser("train", help="train one family on one corpus and write its checkpoint and card")
+    tr.add_argument("family", choices=FAMILIES)
+    tr.add_argument("--corpus", default="kjv", choices=CORPORA, help="training corpus (default kjv)")
+    common(tr)
+    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style on KJV) and write the cards")
+    bd.add_argument("names", nargs="*", metavar="NAME", help="only these (e.g. ar-kjv, mdlm); default all")
+    common(bd)
+
+
+def _overrides(args) -> dict:
+    out = {}
+    if args.steps is not None:
+        out["max_steps"] = args.steps
+    if args.seconds is not None:
+        out["max_seconds"] = args.seconds or None
+    if args.seed is not None:
+        out["seed"] = args.seed
+    return out
+
+
+def run(args) -> int:
+    from .build import DEFAULT_ROOT, ZooEntry, build, list_zoo, train_entry
+    from .configs import get_config
+
+    root = Path(args.root) if getattr(args, "root", None) else DEFAULT_ROOT
+    if args.zoo_command == "list":
+        rows = list_zoo(root)
+        print(f"{'card':<18} {'family':<6} {'corpus':<8} {'built':<5} {'steps':>6} {'train_s':>8} {'params':>10} {'heldout':>8}")
+        for r in rows:
+            f = lambda v, spec="": "-" if v is None else format(v, spec)  # noqa: E731
+            print(f"{r['card']:<18} {r['family']:<6} {r['corpus']:<8} {'yes' if r['built'] else 'no':<5} {f(r['steps']):>6} "
+                  f"{f(r['train_seconds']):>8} {f(r['n_params'], ','):>10} {f(r['heldout_nll'], '.4f'):>8}")
+        return 0
+    if args.zoo_command == "train":
+        cfg = get_config(args.config, **_overrides(args))
+        train_entry(ZooEntry(args.family, args.corpus), cfg, root=root, progress=not args.no_progress)
+        return 0
+    build(args.names, config=args.config, root=root, progress=not args.no_progress, **_overrides(args))
+    return 0

@@ -1,0 +1,69 @@
+"""Typed sizes and optimiser settings of the zoo.
+
+One :class:`ZooConfig` describes every family at the same width, depth, heads, context, data and optimiser,
+so the families differ only in what the network is asked to predict and in their loss:
+
+* ``ar``    GPT-2 (learned positions, causal attention, untied LM head), cross-entropy;
+* ``mdlm``  MDLM's DiT (rotary, adaLN from ``cond_dim``, not time-conditioned as ``mdlm-owt``), NELBO;
+* ``sedd``  the same DiT, time-conditioned, ``scale_by_sigma`` score head, score entropy (absorbing graph);
+* ``llada`` LLaDA's bidirectional LLaMA (RMSNorm, SwiGLU with ``8/3 d`` hidden so the MLP has the
+            same number of weights as the others' ``4 d`` GELU MLP), LLaDA's masked bound.
+
+The DiT families carry the adaLN modulation (``6 d cond_dim`` per block) in addition; the parameter counts
+of each built model are written to its card. ``tiny`` is sized for the issue's budget (about 2M
+parameters, 2048 BPE ids, 4 layers of width 160; the four KJV models in under an hour on 2 CPU cores); ``test`` trains in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import UnknownName
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    name: str
+    vocab_size: int = 2048  # BPE ids incl. <|endoftext|>; the diffusion families add one mask id
+    d_model: int = 160
+    n_layers: int = 4
+    n_heads: int = 4
+    cond_dim: int = 64  # DiT only: width of the noise-level conditioning
+    max_len: int = 128  # context (KJV verses: at most ~120 tokens + BOS with this BPE; longer rows are cut)
+    # optimisation (AdamW, linear warm-up then linear decay to 10% over max_steps)
+    batch_tokens: int = 4096
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    max_steps: int = 300
+    max_seconds: float | None = None  # wall-clock budget (also ends the lr decay); only max_steps is reproducible
+    seed: int = 0
+    sampling_eps: float = 1e-3  # diffusion time t ~ U[eps, 1] and the log-linear schedule's eps
+    checkpoint_every: int = 0  # steps between intermediate checkpoints (0: only at the end)
+    save_dtype: str = "float32"  # weights on disk; the zoo stores bfloat16 (as LLaDA publishes) to stay small
+
+    def replace(self, **changes) -> ZooConfig:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise UnknownName("zoo config field", sorted(unknown)[0], [f.name for f in dataclasses.fields(self)])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CONFIGS: dict[str, ZooConfig] = {
+    "tiny": ZooConfig("tiny", max_steps=400, save_dtype="bfloat16"),
+    "test": ZooConfig("test", vocab_size=300, d_model=32, n_layers=2, n_heads=2, cond_dim=16, max_len=32,
+                      batch_tokens=512, lr=3e-3, warmup_steps=5, max_steps=30),
+}
+
+
+def get_config(name: str, **overrides) -> ZooConfig:
+    if name not in CONFIGS:
+        raise UnknownName("zoo config", name, list(CONFIGS))
+    return CONFIGS[name].replace(**overrides) if overrides else CONFIGS[name]

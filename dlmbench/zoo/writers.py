@@ -1,0 +1,198 @@
+"""Networks of the zoo and their checkpoints in each family's *published* format.
+
+=========  ===============================================  ==============================================
+family     network                                           folder written (as the real checkpoints)
+=========  ===============================================  ==============================================
+``ar``     ``transformers.GPT2LMHeadModel``                  ``save_pretrained``: config.json, model.safetensors
+``mdlm``   :class:`~dlmbench.adapters.backbones.dit.DiT`     ``kuleshov-group/mdlm-owt``: config.json (HF MDLM),
+                                                             model.safetensors (keys ``backbone.*``)
+``sedd``   the same DiT, time-conditioned, scale_by_sigma    ``louaaron/sedd-*``: config.json (Hydra config),
+                                                             model.safetensors (keys without prefix)
+``llada``  :class:`~dlmbench.adapters.backbones.llada.LLaDABackbone`  ``GSAI-ML/LLaDA-8B-*``: config.json,
+                                                             model-00001-of-00001.safetensors + index
+=========  ===============================================  ==============================================
+
+Every folder also holds the BPE (``tokenizer.json`` + ``tokenizer_config.json``; in ``tokenizer/`` except for
+GPT-2, see :func:`tokenizer_subfolder`) and ``zoo.json`` (how it was trained). Folders are written to a temporary sibling and renamed into place (atomic on one filesystem),
+so a crash never leaves a half-written checkpoint under the final name.
+
+Reuses the published-format writers of :mod:`dlmbench.adapters.backbones.tiny` and ``llada_tiny``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .configs import ZooConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it replaces ``target`` by renames (old copy removed)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for p in tmp.rglob("*"):  # save_pretrained leaves some files 0600; checkpoints are shared data
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Configs of each family's network
+
+
+def dit_config(cfg: ZooConfig, n_tokens: int, *, sedd: bool):
+    """DiT over ``n_tokens`` BPE ids + the mask / absorbing id ``n_tokens`` (the GPT-2 convention)."""
+    from ..adapters.backbones.dit import DiTConfig
+
+    return DiTConfig(vocab_size=n_tokens + 1, hidden_size=cfg.d_model, cond_dim=cfg.cond_dim, n_blocks=cfg.n_layers,
+                     n_heads=cfg.n_heads, length=cfg.max_len, dropout=0.0, time_conditioning=sedd, scale_by_sigma=sedd)
+
+
+def gpt2_config(cfg: ZooConfig, n_tokens: int, bos_id: int):
+    from transformers import GPT2Config
+
+    return GPT2Config(vocab_size=n_tokens, n_positions=cfg.max_len, n_embd=cfg.d_model, n_layer=cfg.n_layers,
+                      n_head=cfg.n_heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=bos_id,
+                      eos_token_id=bos_id, tie_word_embeddings=False)
+
+
+def llada_config(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int):
+    """LLaDA over ``n_tokens`` ids (the mask token inside them, as in LLaDA); SwiGLU hidden ``8/3 d``."""
+    from ..adapters.backbones.llada import LLaDAConfig
+
+    hidden = int(round(8 * cfg.d_model / 3 / 8)) * 8
+    return LLaDAConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_heads,
+                       mlp_hidden_size=hidden, max_sequence_length=cfg.max_len, vocab_size=n_tokens,
+                       embedding_size=n_tokens, rope_theta=10_000.0, mask_token_id=mask_id, eos_token_id=bos_id,
+                       pad_token_id=bos_id)
+
+
+def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    """A freshly initialised network (uses the global torch RNG: call under :func:`seeded`)."""
+    if family == "ar":
+        from transformers import GPT2LMHeadModel
+
+        return GPT2LMHeadModel(gpt2_config(cfg, n_tokens, bos_id))
+    if family in ("mdlm", "sedd"):
+        from ..adapters.backbones.dit import DiT
+
+        net = DiT(dit_config(cfg, n_tokens, sedd=family == "sedd"))
+        with torch.no_grad():  # adaLN-Zero as the reference DIT: modulation and output layer start at 0
+            for block in net.blocks:
+                block.adaLN_modulation.weight.zero_()
+                block.adaLN_modulation.bias.zero_()
+            net.output_layer.adaLN_modulation.weight.zero_()
+            net.output_layer.adaLN_modulation.bias.zero_()
+            net.output_layer.linear.weight.zero_()
+            net.output_layer.linear.bias.zero_()
+        return net
+    if family == "llada":
+        from ..adapters.backbones.llada import LLaDABackbone
+
+        net = LLaDABackbone(llada_config(cfg, n_tokens, bos_id, mask_id))
+        with torch.no_grad():  # LLaDA's init_std 0.02 (normal) for every matrix, ones for the norms
+            for name, p in net.named_parameters():
+                if p.ndim > 1:
+                    nn.init.normal_(p, std=0.02)
+        return net
+    from ..errors import UnknownName
+    from . import FAMILIES
+
+    raise UnknownName("zoo family", family, FAMILIES)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with the global torch RNG seeded, restoring the caller's RNG state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def n_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing the published formats
+
+
+def _cpu_state(net: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Parameters in ``dtype``; buffers (the DiT's rotary ``inv_freq``) keep their own dtype, so a bfloat16
+    zoo checkpoint does not round the rotary frequencies."""
+    params = {k for k, _ in net.named_parameters()}
+    return {k: v.detach().to("cpu", dtype if (k in params and v.is_floating_point()) else v.dtype).contiguous().clone()
+            for k, v in net.state_dict().items()}
+
+
+@torch.no_grad()
+def round_parameters(net: nn.Module, save_dtype: str) -> None:
+    """Round the parameters to the precision they are stored in (so evaluating ``net`` = evaluating the file)."""
+    dtype = DTYPES[save_dtype]
+    for p in net.parameters():
+        p.copy_(p.to(dtype).to(p.dtype))
+
+
+def write_checkpoint(family: str, net: nn.Module, folder: str | Path, *, tokenizer: Any, cfg: ZooConfig,
+                     info: dict[str, Any], save_dtype: str = "float32") -> Path:
+    """Write ``net`` in ``family``'s published format, the tokenizer and ``zoo.json``, atomically."""
+    from .corpus import save_tokenizer
+
+    dtype = DTYPES[save_dtype]
+    with atomic_folder(folder) as tmp:
+        if family == "ar":
+            import copy
+
+            out = copy.deepcopy(net).to(dtype)
+            out.save_pretrained(str(tmp), safe_serialization=True)
+        elif family == "mdlm":
+            from ..adapters.backbones.tiny import write_mdlm_hub_folder
+
+            write_mdlm_hub_folder(tmp, net.config, state=_cpu_state(net, dtype))
+        elif family == "sedd":
+            from ..adapters.backbones.tiny import write_sedd_hub_folder
+
+            write_sedd_hub_folder(tmp, net.config, state=_cpu_state(net, dtype), weights="model.safetensors")
+        elif family == "llada":
+            from ..adapters.backbones.llada_tiny import save_llada_checkpoint
+
+            save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, tmp, n_shards=1, dtype=dtype)
+        else:  # pragma: no cover - build_network rejects unknown families first
+            raise ValueError(family)
+        save_tokenizer(tokenizer, tmp / tokenizer_subfolder(family))
+        (tmp / "zoo.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return Path(folder)
+
+
+def tokenizer_subfolder(family: str) -> str:
+    """Where the BPE goes inside a checkpoint folder: next to the weights for GPT-2 (the HF convention), in
+    ``tokenizer/`` for the others, whose ``config.json`` names remote code (``auto_map``) that
+    ``AutoTokenizer`` would offer to run; the card's ``tokenizer:`` points there."""
+    return "" if family == "ar" else "tokenizer"
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
