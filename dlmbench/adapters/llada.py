@@ -43,13 +43,17 @@ SETTINGS: dict[str, Any] = {
 class LLaDATokenizer:
     """The LLaDA tokenizer behind the :class:`~dlmbench.adapters.base.Tokenizer` protocol."""
 
-    def __init__(self, hf_tokenizer, name: str):
+    def __init__(self, hf_tokenizer, name: str, *, mask_id: int | None = None, eos_id: int | None = None, bos_id: int | None = None):
+        """Special ids default to the published 8B ones; a checkpoint with its own (e.g. the zoo's) passes
+        them from its ``config.json`` (``mask_token_id``, ``eos_token_id``)."""
         from .backbones.llada import BOS_ID, EOS_ID, MASK_ID
 
         self.hf = hf_tokenizer
         self.name = name
         self.vocab_size = len(hf_tokenizer)
-        self.bos_id, self.eos_id, self.mask_id = BOS_ID, EOS_ID, MASK_ID
+        self.mask_id = MASK_ID if mask_id is None else int(mask_id)
+        self.eos_id = EOS_ID if eos_id is None else int(eos_id)
+        self.bos_id = BOS_ID if bos_id is None else int(bos_id)
 
     def encode(self, text: str) -> list[int]:
         return list(self.hf(text, add_special_tokens=False)["input_ids"])
@@ -62,14 +66,12 @@ class LLaDAModel(DiffusionLM):
     family = "llada"
 
     def __init__(self, backbone, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any]):
-        from .backbones.llada import MASK_ID
-
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
         self.settings = settings
-        self.mask_id = MASK_ID
+        self.mask_id = int(backbone.config.mask_token_id)  # 126336 for the published models
         self.max_length = spec.max_length or 4096
 
     # -- denoisers -------------------------------------------------------------------------------
@@ -163,7 +165,10 @@ def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
         dtype = default_dtype(dev)  # float32 on CPU
     backbone = load_llada_backbone(folder, device=dev, dtype=dtype)
     tok_folder = resolve_folder(spec.tokenizer.location) if spec.tokenizer else folder
-    tokenizer = LLaDATokenizer(load_llada_tokenizer(tok_folder), name=str(tok_folder))
+    cfg = backbone.config
+    hf_tok = load_llada_tokenizer(tok_folder, mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id)
+    bos = hf_tok.convert_tokens_to_ids("<|startoftext|>") if "<|startoftext|>" in hf_tok.get_vocab() else cfg.eos_token_id
+    tokenizer = LLaDATokenizer(hf_tok, name=str(tok_folder), mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id, bos_id=bos)
     return LLaDAModel(backbone, tokenizer, spec=spec, device=dev, settings=settings)
 
 

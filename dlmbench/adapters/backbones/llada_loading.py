@@ -182,26 +182,36 @@ def load_llada_backbone(
     return model.eval()
 
 
-def load_llada_tokenizer(ref: str | Path):
+def load_llada_tokenizer(ref: str | Path, *, mask_id: int | None = None, eos_id: int | None = None):
     """The checkpoint's tokenizer (``PreTrainedTokenizerFast`` from ``tokenizer.json`` + ``tokenizer_config.json``).
 
     Loaded with the fast-tokenizer class named in the published ``tokenizer_config.json`` directly
-    (never ``trust_remote_code``). Special ids are checked against the published ones (mask 126336,
-    EOS 126081, BOS 126080, EoT 126348) so a wrong tokenizer fails here, not in a task.
+    (never ``trust_remote_code``). Special ids are checked so a wrong tokenizer fails here, not in a task:
+    against the published ones (mask 126336, EOS 126081, BOS 126080, EoT 126348) for the published
+    checkpoints, or, for a checkpoint whose ``config.json`` names other ids (``mask_id`` / ``eos_id``, e.g.
+    the tiny zoo), ``<|mdm_mask|>`` and ``<|endoftext|>`` against those. ``tokenizer.json`` may also sit in
+    a ``tokenizer/`` subfolder.
     """
     from transformers import PreTrainedTokenizerFast
 
     from .llada import BOS_ID, EOS_ID, EOT_ID, MASK_ID
 
     folder = resolve_folder(ref)
+    if not (folder / "tokenizer.json").is_file() and (folder / "tokenizer" / "tokenizer.json").is_file():
+        folder = folder / "tokenizer"
     if not (folder / "tokenizer.json").is_file():
         raise CheckpointError(f"no tokenizer.json in LLaDA checkpoint folder {folder}")
     tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
-    want = {"<|mdm_mask|>": MASK_ID, "<|endoftext|>": EOS_ID, "<|startoftext|>": BOS_ID, "<|eot_id|>": EOT_ID}
+    mask_id = MASK_ID if mask_id is None else int(mask_id)
+    eos_id = EOS_ID if eos_id is None else int(eos_id)
+    if (mask_id, eos_id) == (MASK_ID, EOS_ID):
+        want = {"<|mdm_mask|>": MASK_ID, "<|endoftext|>": EOS_ID, "<|startoftext|>": BOS_ID, "<|eot_id|>": EOT_ID}
+    else:
+        want = {"<|mdm_mask|>": mask_id, "<|endoftext|>": eos_id}
     got = {t: tok.convert_tokens_to_ids(t) for t in want}
     if got != want:
         bad = next(t for t in want if got[t] != want[t])
-        raise CheckpointError(f"LLaDA tokenizer in {folder}: {bad} has id {got[bad]}, expected {want[bad]}")
+        raise CheckpointError(f"LLaDA tokenizer in {folder}: {bad} has id {got[bad]}, expected {want[bad]} (config.json)")
     return tok
 
 
