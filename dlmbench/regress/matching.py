@@ -41,6 +41,9 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "batch_size",
     "device",
     "task_settings.regress",
+    # where the tokenizer files sit on this machine (an absolute path for local cards); which model and
+    # checkpoint produced the row is matched through the model key and the checkpoint column instead
+    "tokenizer",
 )
 #: any settings key whose last part ends like this is a timing
 TIMING_SUFFIXES: tuple[str, ...] = ("_s", "_sec", "_seconds", "seconds", "duration")
