@@ -260,8 +260,9 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], prefix: str = "", **fiel
 
 
 def check_shapes(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], *,
-                 where: str) -> None:
-    """One-line :class:`CheckpointError` naming the first missing, unexpected and mis-shaped keys."""
+                 where: str, architecture: str = "the DiT of its config") -> None:
+    """One-line :class:`CheckpointError` naming the first missing, unexpected and mis-shaped keys
+    (shared by every backbone loader: DiT, LLaDA)."""
     missing = set(expected) - set(found)
     unexpected = set(found) - set(expected)
     misshaped = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
@@ -276,7 +277,7 @@ def check_shapes(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tu
         shown = ", ".join(f"{k} {list(found[k])} (expected {list(expected[k])})" for k in misshaped[:3])
         more = f" (+{len(misshaped) - 3} more)" if len(misshaped) > 3 else ""
         parts.append(f"mis-shaped {shown}{more}")
-    raise CheckpointError(f"{where} does not match the DiT of its config: " + "; ".join(parts))
+    raise CheckpointError(f"{where} does not match {architecture}: " + "; ".join(parts))
 
 
 def ema_state_dict(shadow_params: list[torch.Tensor], config: DiTConfig, prefix: str, *,

@@ -42,6 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .rotary import rotate_half  # noqa: F401 - also re-exported
+
 GPT2_VOCAB = 50257  # GPT-2 tokens; the absorbing / mask token is appended at id 50257 (V = 50258)
 BERT_VOCAB = 30522  # bert-base-uncased (MDLM on LM1B): its own [MASK] is used, id 103
 BERT_MASK_ID = 103
@@ -109,11 +111,6 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     """adaLN: ``x (1 + scale) + shift`` with per-sequence ``shift, scale`` of shape ``[B, 1, H]``."""
     return x * (1 + scale) + shift
 
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last dim (GPT-NeoX / non-interleaved layout)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
 
 
 def rotary_cos_sin(inv_freq: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

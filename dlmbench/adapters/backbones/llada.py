@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import CheckpointError
+from .rotary import rotate_half  # noqa: F401 - re-exported, used below
 
 # Special token ids of the LLaDA tokenizer (tokenizer_config.json, references §1.2).
 BOS_ID = 126080  # <|startoftext|>
@@ -198,11 +199,6 @@ def rope_tables(
     angles = torch.cat((angles, angles), dim=-1)
     return angles.cos(), angles.sin()
 
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``[x₁, x₂] → [−x₂, x₁]`` over the last dimension split in two halves."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -112,31 +112,13 @@ def read_header_shapes(folder: str | Path, weight_map: Mapping[str, str]) -> dic
     return shapes
 
 
-def _first(names, n: int = 3) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:n])
-    return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")
-
-
 def check_state_shapes(
     expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], *, where: str = "checkpoint"
 ) -> None:
     """One-line CheckpointError naming the first missing, unexpected and mis-shaped keys, if any."""
-    missing = set(expected) - set(found)
-    unexpected = set(found) - set(expected)
-    misshaped = [k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k])]
-    if not (missing or unexpected or misshaped):
-        return
-    parts = []
-    if missing:
-        parts.append(f"missing {_first(missing)}")
-    if unexpected:
-        parts.append(f"unexpected {_first(unexpected)}")
-    if misshaped:
-        k = sorted(misshaped)[0]
-        more = f" (+{len(misshaped) - 1} more)" if len(misshaped) > 1 else ""
-        parts.append(f"mis-shaped {k}: {list(found[k])} in the file, {list(expected[k])} expected{more}")
-    raise CheckpointError(f"{where} does not match the LLaDA architecture in its config.json: " + "; ".join(parts))
+    from .checkpoints import check_shapes
+
+    check_shapes(expected, found, where=where, architecture="the LLaDA architecture in its config.json")
 
 
 def default_dtype(device: torch.device | str) -> torch.dtype:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import CheckpointError
+from .rotary import rotate_half  # noqa: F401 - re-exported, used below
 
 MODULE_NAMES = ("noise_schedule", "gamma_bounds", "embedding_matrix", "model")
 """The four files of a Plaid weights folder (``{name}.pt`` or ``{name}.safetensors``)."""
@@ -190,10 +191,6 @@ class Rotary(nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()
 
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
