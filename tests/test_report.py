@@ -89,3 +89,12 @@ def test_html_loads_in_headless_chromium(results, tmp_path):
     subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_bound_markers_point_the_right_way():
+    from dlmbench.report.table import format_value
+
+    # perplexity from an NLL upper bound is an upper bound; a log-probability −(NLL bound) is a lower bound
+    assert format_value(31.2, 0.9, "upper", higher_is_better=False) == "≤ 31.2 ± 0.9"
+    assert format_value(-15.1, 0.5, "upper", higher_is_better=True) == "≥ -15.1 ± 0.5"
+    assert format_value(0.45, 0.02, "exact", higher_is_better=True) == "0.45 ± 0.02"

@@ -12,14 +12,17 @@ VERDICT_WORD = {"pass": "pass", "regression": "regression", "warn": "warning"}
 CORRECTION_NAME = {"holm": "Holm", "bonferroni": "Bonferroni", "none": "no"}
 
 
-def fmt_value(v: float | None, se: float | None, bound: str) -> str:
-    """``≤ 35.12 ± 0.21`` for an upper bound, ``0.4599 ± 0.0069`` for an exact value."""
+def fmt_value(v: float | None, se: float | None, bound: str, higher_is_better: bool = False) -> str:
+    """``≤ 35.12 ± 0.21`` for an upper bound (``≥`` for a log-probability from one), ``0.4599 ± 0.0069`` for
+    an exact value."""
     if v is None:
         return "—"
     s = f"{v:.4g}"
     if se is not None and math.isfinite(se):
         s += f" ± {se:.2g}"
-    return ("≤ " + s) if bound == "upper" else s
+    from ..report.table import bound_marker
+
+    return bound_marker(bound, higher_is_better) + s
 
 
 def fmt_diff(r: Result) -> str:
@@ -84,8 +87,8 @@ def markdown(report: Report, baseline: str = "baseline", candidate: str = "candi
                         r.task,
                         r.metric + (" ↑" if r.higher_is_better else " ↓"),
                         r.settings_label,
-                        fmt_value(r.base_value, r.base_se, r.bound),
-                        fmt_value(r.cand_value, r.cand_se, r.bound),
+                        fmt_value(r.base_value, r.base_se, r.bound, r.higher_is_better),
+                        fmt_value(r.cand_value, r.cand_se, r.bound, r.higher_is_better),
                         fmt_diff(r),
                         test,
                         fmt_p(r.test.p if r.test else None),
@@ -132,7 +135,7 @@ def junit_xml(report: Report, suite_name: str = "dlmbench regress") -> str:
         name = r.metric + (f" [{r.settings_label}]" if r.settings_label else "")
         tc = ET.SubElement(suite, "testcase", classname=f"regress.{r.model}.{r.task}", name=name)
         detail = (
-            f"baseline {fmt_value(r.base_value, r.base_se, r.bound)}, candidate {fmt_value(r.cand_value, r.cand_se, r.bound)}, "
+            f"baseline {fmt_value(r.base_value, r.base_se, r.bound, r.higher_is_better)}, candidate {fmt_value(r.cand_value, r.cand_se, r.bound, r.higher_is_better)}, "
             f"diff {fmt_diff(r)}, {r.test.test if r.test else 'not tested'}, p {fmt_p(r.test.p if r.test else None)}, "
             f"adjusted p {fmt_p(r.p_adj)}, tolerance {r.allowed:.3g}" + (f"; {r.note}" if r.note else "")
         )

@@ -56,7 +56,7 @@ def task_tables(df) -> dict[str, list[dict[str, Any]]]:
         for (model, family, skey, seed), mdf in tdf.groupby(["model", "family", "_settings_key", "seed"], sort=False):
             row: dict[str, Any] = {"model": model, "family": family, "seed": seed, "settings": _short_settings(skey)}
             for _, r in mdf.iterrows():
-                row[r["metric"]] = format_value(r["value"], _nan_none(r["stderr"]), r["bound"])
+                row[r["metric"]] = format_value(r["value"], _nan_none(r["stderr"]), r["bound"], bool(r["higher_is_better"]))
                 row[f"_{r['metric']}"] = r["value"]
                 row["_hib_" + r["metric"]] = bool(r["higher_is_better"])
             row["n"] = int(mdf["n"].max())
@@ -92,7 +92,7 @@ def markdown(df) -> str:
     lines = ["# dlmbench leaderboard", ""]
     if df.empty:
         return "\n".join(lines + ["No results yet."]) + "\n"
-    lines.append("Values are mean ± standard error; `≤` marks Monte Carlo upper bounds on the NLL (diffusion models).")
+    lines.append("Values are mean ± standard error; `≤` marks Monte Carlo upper bounds on the NLL (diffusion models), `≥` log-probabilities bounded below by them.")
     lines.append("")
     for task, rows in task_tables(df).items():
         metrics = _metrics_of(rows)
@@ -246,7 +246,7 @@ def html_page(df, figures: Iterable[Figure]) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dlmbench leaderboard</title>",
         f"<style>{_CSS}</style></head><body><h1>dlmbench leaderboard</h1>",
-        "<p class='note'>Values are mean ± standard error; ≤ marks Monte Carlo upper bounds on the NLL (diffusion models). Click a column to sort.</p>",
+        "<p class='note'>Values are mean ± standard error; ≤ marks Monte Carlo upper bounds on the NLL (diffusion models), ≥ log-probabilities bounded below by them. Click a column to sort.</p>",
     ]
     if df.empty:
         parts.append("<p>No results yet.</p>")
