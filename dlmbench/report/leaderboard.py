@@ -53,7 +53,10 @@ def task_tables(df) -> dict[str, list[dict[str, Any]]]:
     for task, tdf in df.groupby("task", sort=True):
         metrics = list(dict.fromkeys(tdf["metric"]))
         rows = []
-        for (model, family, skey, seed), mdf in tdf.groupby(["model", "family", "_settings_key", "seed"], sort=False):
+        # one table row per run: metrics of one run may carry their own settings (e.g. the reversal task's
+        # direction and file), which must not split the run over several rows
+        for (model, family, _run, seed), mdf in tdf.groupby(["model", "family", "run_id", "seed"], sort=False):
+            skey = mdf["_settings_key"].iloc[0]
             row: dict[str, Any] = {"model": model, "family": family, "seed": seed, "settings": _short_settings(skey)}
             for _, r in mdf.iterrows():
                 row[r["metric"]] = format_value(r["value"], _nan_none(r["stderr"]), r["bound"], bool(r["higher_is_better"]))

@@ -19,7 +19,7 @@ import yaml
 
 from ..registry import PACKAGE_CARDS
 from .configs import ZooConfig, get_config
-from .corpus import load_corpus, train_bpe
+from .corpus import corpus_tokenizer, load_corpus
 from .writers import tokenizer_subfolder
 
 DEFAULT_ROOT = PACKAGE_CARDS / "models"
@@ -29,6 +29,7 @@ DEFAULT_ROOT = PACKAGE_CARDS / "models"
 class ZooEntry:
     family: str
     corpus: str
+    config: str = "tiny"  # the entry's size/optimiser preset (``zoo build --config`` overrides it for every entry)
 
     @property
     def name(self) -> str:
@@ -45,6 +46,11 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("mdlm", "kjv"),
     ZooEntry("sedd", "kjv"),
     ZooEntry("llada", "kjv"),
+    # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
+    ZooEntry("ar", "reversal", "reversal"),
+    ZooEntry("mdlm", "reversal", "reversal"),
+    ZooEntry("ar", "cd3", "cd3"),
+    ZooEntry("mdlm", "cd3", "cd3"),
 )
 
 _FAMILY_TEXT = {
@@ -79,7 +85,8 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
     description = (
         f"dlmbench reference zoo: {_FAMILY_TEXT[entry.family]}. {info['n_params']:,} parameters "
         f"(d={cfg['d_model']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, context {cfg['max_len']}, "
-        f"{cfg['vocab_size']}-id byte-level BPE trained on the same data). Data: {info['corpus_description']}. "
+        f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
+        f"Data: {info['corpus_description']}. "
         f"Trained {info['steps']} steps ({info['tokens_trained']:,} tokens, {info['epochs']} epochs, batches of "
         f"~{cfg['batch_tokens']} tokens, AdamW lr {cfg['lr']}), seed {info['seed']}, in {info['train_seconds']} s "
         f"({info['tokens_per_s']:.0f} tokens/s) on {info['hardware']}; torch {info['torch']}. Weights stored as "
@@ -114,16 +121,20 @@ def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_R
     from .writers import round_parameters, write_checkpoint
 
     corpus = load_corpus(entry.corpus)
-    tok = tokenizer if tokenizer is not None else train_bpe(corpus.train, cfg.vocab_size)
+    tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
     folder = Path(root) / "zoo" / entry.name
     res = train(entry.family, corpus, cfg, tokenizer=tok, progress=progress)
     info = train_info(res, corpus, cfg, cfg.save_dtype)
+    if corpus.tokenizer == "char":
+        info["tokenizer_text"] = (f"character-level tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as EOS/pad, "
+                                  "[UNK] 1, the characters 0-9 + - * / = ,)")
     round_parameters(res.net, cfg.save_dtype)  # the held-out number is that of the stored weights
     if corpus.heldout:
         t0 = time.perf_counter()
         info["heldout"] = heldout_loss(res, list(corpus.heldout), cfg.max_len,
-                                       samples=1 if entry.family == "ar" else heldout_samples)
-        info["heldout_corpus"] = "the kjv task's verses" if entry.corpus == "kjv" else "held-out part"
+                                       samples=1 if entry.family == "ar" else heldout_samples, corpus=corpus)
+        info["heldout_corpus"] = {"kjv": "the kjv task's verses", "cd3": "the countdown-cd3 test split, answers given prompts"}.get(
+            entry.corpus, "held-out part")
         info["heldout_seconds"] = round(time.perf_counter() - t0, 1)
     write_checkpoint(entry.family, res.net, folder, tokenizer=res.tokenizer, cfg=cfg, info=info,
                      save_dtype=cfg.save_dtype)
@@ -135,17 +146,20 @@ def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_R
     return info
 
 
-def build(names: list[str] | None = None, *, config: str = "tiny", root: str | Path = DEFAULT_ROOT,
+def build(names: list[str] | None = None, *, config: str | None = None, root: str | Path = DEFAULT_ROOT,
           progress: bool = True, log=print, **overrides) -> list[dict[str, Any]]:
-    """Train every zoo model (or those named: ``ar-kjv``, ``zoo-mdlm-kjv`` or a family ``mdlm``)."""
-    cfg = get_config(config, **overrides)
+    """Train every zoo model (or those named: ``ar-kjv``, ``zoo-mdlm-kjv``, a family ``mdlm`` or a corpus ``cd3``).
+
+    ``config``: one preset for every entry; default each entry's own (``tiny`` for KJV, ``reversal``, ``cd3``).
+    """
     entries = select(names)
     tokenizers: dict[str, Any] = {}
     out = []
     start = time.perf_counter()
     for entry in entries:
+        cfg = get_config(config or entry.config, **overrides)
         if entry.corpus not in tokenizers:
-            tokenizers[entry.corpus] = train_bpe(load_corpus(entry.corpus).train, cfg.vocab_size)
+            tokenizers[entry.corpus] = corpus_tokenizer(load_corpus(entry.corpus), cfg.vocab_size)
         out.append(train_entry(entry, cfg, root=root, tokenizer=tokenizers[entry.corpus], progress=progress, log=log))
     total = time.perf_counter() - start
     log(f"zoo: {len(out)} model(s) in {total / 60:.1f} min (training {sum(i['train_seconds'] for i in out) / 60:.1f} min)")
@@ -163,7 +177,7 @@ def select(names: list[str] | None) -> list[ZooEntry]:
         return list(ZOO)
     out = []
     for n in names:
-        hits = [e for e in ZOO if n in (e.name, e.card_name, e.family)]
+        hits = [e for e in ZOO if n in (e.name, e.card_name, e.family, e.corpus)]
         if not hits:
             from ..errors import UnknownName
 

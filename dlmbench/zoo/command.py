@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--root", default=None, metavar="DIR", help="cards folder (default: the packaged cards/models)")
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="size and optimiser preset (default tiny)")
+        q.add_argument("--config", default=None, choices=sorted(CONFIGS),
+                       help="size and optimiser preset (default: the zoo entry's own, tiny for KJV; tiny for other pairs)")
         q.add_argument("--steps", type=int, default=None, metavar="N", help="training steps (default: the config's)")
         q.add_argument("--seconds", type=float, default=None, metavar="S",
                        help="wall-clock budget per model in seconds; 0 = none, i.e. a bit-reproducible step budget")
@@ -30,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("family", choices=FAMILIES)
     tr.add_argument("--corpus", default="kjv", choices=CORPORA, help="training corpus (default kjv)")
     common(tr)
-    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style on KJV) and write the cards")
+    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style on KJV; AR and MDLM on reversal "
+                                      "and cd3) and write the cards")
     bd.add_argument("names", nargs="*", metavar="NAME", help="only these (e.g. ar-kjv, mdlm); default all")
     common(bd)
 
@@ -60,8 +62,11 @@ def run(args) -> int:
                   f"{f(r['train_seconds']):>8} {f(r['n_params'], ','):>10} {f(r['heldout_nll'], '.4f'):>8}")
         return 0
     if args.zoo_command == "train":
-        cfg = get_config(args.config, **_overrides(args))
-        train_entry(ZooEntry(args.family, args.corpus), cfg, root=root, progress=not args.no_progress)
+        from .build import ZOO
+
+        own = next((e.config for e in ZOO if (e.family, e.corpus) == (args.family, args.corpus)), "tiny")
+        cfg = get_config(args.config or own, **_overrides(args))
+        train_entry(ZooEntry(args.family, args.corpus, cfg.name), cfg, root=root, progress=not args.no_progress)
         return 0
     build(args.names, config=args.config, root=root, progress=not args.no_progress, **_overrides(args))
     return 0

@@ -5,11 +5,20 @@
               task's own split** (its card's ``dataset.split``, every 50th verse, ``mod:50=0``); the zoo trains
               on the complement (``mod:50!=0``, 30,480 verses), so it is never scored on a verse it saw.
 ``reversal``  the Berglund et al. reversal-curse training set (``all_prompts_train.jsonl``: prompt + completion
-              as one text); the test prompts are the ``reversal-*`` tasks and are never read here.
+              as one text); the test prompts are the ``reversal-*`` tasks (Berglund's separate
+              ``*_test.jsonl`` files) and are never read here. Rows carry **no BOS**: the ``reversal-*`` tasks
+              prompt a model with ``tokens(prompt)`` only, so the models see at evaluation what they saw in training.
               Folder: ``$DLMBENCH_REVERSAL_DIR`` or ``/work/shared/data/reversal_curse``.
+``cd3``       Countdown CD3 (findings of the zoo issue): the **train** split of the reasoning generator
+              (:func:`dlmbench.tasks.reasoning.generated_split`, ``data_seed`` 1234 as the ``countdown-cd3`` card:
+              drawn from seed 1235, every input of the 1000-example test split excluded), one text
+              ``"a,b,c,T=eq1,eq2"`` per example; held out: the test split the task scores. Character-level
+              tokenizer (:func:`char_tokenizer`), no BOS (the task prompts with ``tokens(src + "=")``), the answer
+              is ``tokens(eqs) + [EOS]`` padded with EOS to the task's ``max_new_tokens`` (24) -- the canvas an
+              MDLM fills at evaluation -- and only the answer is scored (the prompt stays clean).
 ``toy``       a few hundred generated sentences, for the tests (seconds to train).
 
-A training row is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
+A training row of ``kjv``/``toy`` is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
 ``kjv`` task (context = BOS, continuation = the verse), so the diffusion models, which attend to every
 position and are evaluated without padding, train on rows of the length they are scored on. Rows of equal
 length are batched together (:class:`BatchStream`), so no row is ever padded.
@@ -32,7 +41,11 @@ from ..errors import BadSpec, DatasetUnavailable
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
 KJV_TASK = "kjv"  # the task card whose dataset.split is the held-out part
-CORPORA = ("kjv", "reversal", "toy")
+CORPORA = ("kjv", "reversal", "cd3", "toy")
+CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
+CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
+CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
+CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ class Corpus:
     train: tuple[str, ...]
     heldout: tuple[str, ...]
     description: str
+    bos: bool = True  # rows start with BOS (kjv, toy) or not (reversal, cd3: the tasks prompt without one)
+    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts) or "char" (char_tokenizer)
+    answer_len: int | None = None  # cd3: "prompt=answer" rows; the answer is padded with EOS to this and alone scored
 
     @property
     def n_train_chars(self) -> int:
@@ -78,12 +94,28 @@ def load_corpus(name: str) -> Corpus:
                                      "to the folder holding all_prompts_train.jsonl")
         with open(path, encoding="utf-8") as f:
             texts = tuple(d["prompt"] + d["completion"] for d in map(json.loads, filter(str.strip, f)))
-        return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts)")
+        return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts, prompt + "
+                      "completion as one text, no BOS)", bos=False)
+    if name == "cd3":
+        return cd3_corpus()
     if name == "toy":
         return toy_corpus()
     from ..errors import UnknownName
 
     raise UnknownName("zoo corpus", name, CORPORA)
+
+
+def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:
+    from ..tasks.reasoning import generated_split
+
+    train = generated_split("countdown", "cd3", "train", n_train, CD3_DATA_SEED)
+    test = generated_split("countdown", "cd3", "test", CD3_TEST_N, CD3_DATA_SEED)
+    text = lambda r: f"{r['input']}={r['output']}"  # noqa: E731
+    return Corpus("cd3", tuple(map(text, train)), tuple(map(text, test)),
+                  f"Countdown CD3 train split of the reasoning generator ({len(train)} examples, seed "
+                  f"{CD3_DATA_SEED + 1}, the {CD3_TEST_N} test inputs of seed {CD3_DATA_SEED} excluded); rows "
+                  f"'a,b,c,T=' + answer + EOS padded to {CD3_ANSWER_LEN} answer tokens, answer-only loss, char tokenizer",
+                  bos=False, tokenizer="char", answer_len=CD3_ANSWER_LEN)
 
 
 def toy_corpus(n: int = 400, seed: int = 0) -> Corpus:
@@ -128,6 +160,27 @@ def train_bpe(texts: Sequence[str], vocab_size: int, *, extra_special: Sequence[
     return tok
 
 
+CHARS = "0123456789+-*/=,"  # every character of a Countdown example
+
+
+def char_tokenizer(chars: str = CHARS):
+    """A character-level ``tokenizers`` tokenizer: ``<|endoftext|>`` 0 (BOS/EOS/pad), ``[UNK]`` 1, then one id per
+    character; decoding concatenates (``decoders.Fuse``), so ``decode(encode(s)) == s`` on those characters."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {BOS: 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(dict.fromkeys(chars))}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([BOS, "[UNK]"])
+    return tok
+
+
+def corpus_tokenizer(corpus: Corpus, vocab_size: int):
+    """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, or the character tokenizer."""
+    return char_tokenizer() if corpus.tokenizer == "char" else train_bpe(corpus.train, vocab_size)
+
+
 def with_mask_token(tok):
     """A copy of ``tok`` with ``<|mdm_mask|>`` appended as a special token (id = old vocabulary size)."""
     from tokenizers import AddedToken, Tokenizer
@@ -160,10 +213,30 @@ def save_tokenizer(tok, folder: str | Path) -> None:
 # Rows and batches
 
 
-def encode_rows(tok, texts: Sequence[str], max_len: int) -> list[list[int]]:
-    """``[BOS] + tokens(text)`` per text, cut to ``max_len`` tokens."""
-    bos = tok.token_to_id(BOS)
-    return [[bos, *e.ids][:max_len] for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+def encode_rows(tok, texts: Sequence[str], max_len: int, *, bos: bool = True, answer_len: int | None = None) -> list[list[int]]:
+    """``[BOS] + tokens(text)`` per text (``bos=False``: ``tokens(text)``), cut to ``max_len`` tokens.
+
+    ``answer_len``: texts are ``prompt=answer``; a row is ``tokens(prompt=) + tokens(answer) + [EOS]`` padded with
+    EOS to ``answer_len`` answer tokens (rows that do not fit ``max_len`` or ``answer_len`` raise).
+    """
+    b = tok.token_to_id(BOS)
+    if answer_len is not None:
+        rows = []
+        for text in texts:
+            prompt, answer = text.split("=", 1)
+            p = ([b] if bos else []) + tok.encode(prompt + "=", add_special_tokens=False).ids
+            a = tok.encode(answer, add_special_tokens=False).ids + [b]
+            if len(a) > answer_len or len(p) + answer_len > max_len:
+                raise BadSpec(f"example {text!r} does not fit answer_len={answer_len} / max_len={max_len}")
+            rows.append(p + a + [b] * (answer_len - len(a)))
+        return rows
+    pre = [b] if bos else []
+    return [[*pre, *e.ids][:max_len] for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def corpus_rows(tok, corpus: Corpus, texts: Sequence[str], max_len: int) -> list[list[int]]:
+    """:func:`encode_rows` with the corpus's BOS and answer conventions."""
+    return encode_rows(tok, texts, max_len, bos=corpus.bos, answer_len=corpus.answer_len)
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
@@ -183,7 +256,7 @@ def length_batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random
 class BatchStream:
     """Endless equal-length batches ``[B, L]`` (int64) over ``rows``; epoch ``e`` is shuffled with seed ``(seed, e)``.
 
-    Only rows of at least 2 tokens are used (BOS plus something to score).
+    Only rows of at least 2 tokens are used (the first token is never scored).
     """
 
     def __init__(self, rows: Sequence[Sequence[int]], batch_tokens: int, seed: int):

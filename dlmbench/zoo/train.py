@@ -11,6 +11,10 @@ For a batch ``x [B, L]`` of equal-length rows ``[BOS, w_1 .. w_{L-1}]`` (BOS is 
 * ``llada`` LLaDA's bound :func:`~dlmbench.estimators.masked.llada_bound`: ``l ~ U{1..T}`` tokens masked,
             masked cross-entropy weighted by ``T / l``.
 
+Rows without BOS (``reversal``, ``cd3``) leave their first token unscored in the same way. For a corpus with
+``answer_len`` (``cd3``) only the last ``answer_len`` positions of a row are scored (and, for the diffusion
+families, noised): the loss is that of the answer given the clean prompt, as the reasoning reference trains.
+
 Each is an upper bound on (or, for AR, equal to) the NLL per token, so training curves and held-out numbers
 of the four families are on one scale. AdamW with linear warm-up and linear decay; the model's initial
 weights come from ``seed``, the data order from ``(seed, epoch)``, the diffusion noise from a
@@ -34,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import ZooConfig
-from .corpus import BOS, MASK, BatchStream, Corpus, encode_rows, train_bpe, with_mask_token
+from .corpus import BOS, MASK, BatchStream, Corpus, corpus_rows, corpus_tokenizer, with_mask_token
 from .writers import build_network, n_params, seeded, write_checkpoint
 
 
@@ -48,6 +52,7 @@ class LossContext:
     family: str
     mask_id: int | None
     sampling_eps: float = 1e-3
+    answer_len: int | None = None  # score only the last answer_len positions of a row (cd3)
 
     @property
     def schedule(self):
@@ -56,15 +61,25 @@ class LossContext:
         return LogLinearNoise(self.sampling_eps)
 
 
-def _score_mask(x: torch.Tensor) -> torch.Tensor:
+def _score_mask(x: torch.Tensor, ctx: LossContext | None = None) -> torch.Tensor:
     m = torch.ones_like(x, dtype=torch.bool)
-    m[:, 0] = False  # BOS stays clean and unscored
+    m[:, 0] = False  # BOS (or the first token) stays clean and unscored
+    if ctx is not None and ctx.answer_len:
+        m[:, : x.shape[1] - ctx.answer_len] = False  # the prompt stays clean and unscored
     return m
+
+
+def scored_tokens(x: torch.Tensor, ctx: LossContext) -> int:
+    """Number of scored positions in a batch (the denominator of the per-token loss)."""
+    return x.shape[0] * (min(ctx.answer_len, x.shape[1] - 1) if ctx.answer_len else x.shape[1] - 1)
 
 
 def ar_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
     logits = net(input_ids=x).logits[:, :-1].float()
-    return F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none").sum(-1)
+    ce = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+    if ctx.answer_len:
+        ce = ce * _score_mask(x, ctx)[:, 1:]
+    return ce.sum(-1)
 
 
 def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
@@ -75,7 +90,7 @@ def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
     def denoiser(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return mdlm_subs_log_probs(net(x_t, sigma.float()), x_t, ctx.mask_id)
 
-    score = _score_mask(x)
+    score = _score_mask(x, ctx)
     t = sample_times(x.shape[0], g, "antithetic", ctx.sampling_eps)
     return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=ctx.schedule)
 
@@ -88,7 +103,7 @@ def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
     def score_fn(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return sedd_log_score(net(x_t, sigma.float()), x_t, sigma, scale_by_sigma=True)
 
-    score = _score_mask(x)
+    score = _score_mask(x, ctx)
     t = sample_times(x.shape[0], g, "iid", ctx.sampling_eps)
     return sedd_bound(score_fn, x, score, t, g, graph=AbsorbingGraph(ctx.mask_id), schedule=ctx.schedule)
 
@@ -99,8 +114,8 @@ def llada_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCon
     def denoiser(x_t: torch.Tensor, sigma: Any) -> torch.Tensor:
         return F.log_softmax(net(x_t).float(), dim=-1)
 
-    score = _score_mask(x)
-    total = x.shape[1] - 1
+    score = _score_mask(x, ctx)
+    total = int(score[0].sum())
     num_masked = torch.randint(1, total + 1, (x.shape[0],), generator=g)
     return llada_bound(denoiser, x, score, num_masked, g, mask_id=ctx.mask_id)
 
@@ -147,13 +162,13 @@ def lr_at(step: int, cfg: ZooConfig, elapsed: float = 0.0) -> float:
 
 def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) -> tuple[Any, list[list[int]], LossContext, nn.Module]:
     """Tokenizer (trained if not given), training rows, loss context and the seeded initial network."""
-    tok = tokenizer if tokenizer is not None else train_bpe(corpus.train, cfg.vocab_size)
+    tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
     if family == "llada" and tok.token_to_id(MASK) is None:
         tok = with_mask_token(tok)
-    rows = encode_rows(tok, corpus.train, cfg.max_len)
+    rows = corpus_rows(tok, corpus, corpus.train, cfg.max_len)
     n_tokens, bos = tok.get_vocab_size(), tok.token_to_id(BOS)
     mask_id = tok.token_to_id(MASK) if family == "llada" else (n_tokens if family in ("mdlm", "sedd") else None)
-    ctx = LossContext(family, mask_id, cfg.sampling_eps)
+    ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len)
     with seeded(cfg.seed):
         net = build_network(family, cfg, n_tokens, bos, mask_id)
     return tok, rows, ctx, net
@@ -188,7 +203,7 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     for step, x in zip(range(cfg.max_steps), stream):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, time.perf_counter() - start)
-        loss = (loss_fn(net, x, g, ctx).sum() / (x.shape[0] * (x.shape[1] - 1))).float()
+        loss = (loss_fn(net, x, g, ctx).sum() / scored_tokens(x, ctx)).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -233,7 +248,7 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
         "config": cfg.to_dict(),
         "steps": res.steps,
         "tokens_trained": res.tokens,
-        "epochs": round(res.tokens / max(1, sum(len(r) for r in encode_rows(res.tokenizer, corpus.train, cfg.max_len))), 3),
+        "epochs": round(res.tokens / max(1, sum(len(r) for r in corpus_rows(res.tokenizer, corpus, corpus.train, cfg.max_len))), 3),
         "train_seconds": round(res.seconds, 1),
         "tokens_per_s": round(res.tokens_per_s, 1),
         "stopped_by": res.stopped_by,
@@ -261,15 +276,16 @@ def _save(res: TrainResult, corpus: Corpus, cfg: ZooConfig, out: str | Path, sav
 
 @torch.no_grad()
 def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int = 1234, batch_tokens: int = 8192,
-                 samples: int = 1) -> dict[str, float]:
+                 samples: int = 1, corpus: Corpus | None = None) -> dict[str, float]:
     """Per-token loss (nats) on ``texts`` with ``samples`` Monte Carlo draws per row; stderr over rows.
 
     Exact for AR. For the diffusion families a one-draw-per-row estimate of the same bound as the training
     loss, which is an unbiased estimate of the corpus bound; it is a development aid, not a task result.
     """
-    from .corpus import length_batches
+    from .corpus import encode_rows, length_batches
 
-    rows = [r for r in encode_rows(res.tokenizer, texts, max_len) if len(r) >= 2]
+    rows = [r for r in (corpus_rows(res.tokenizer, corpus, texts, max_len) if corpus is not None
+                        else encode_rows(res.tokenizer, texts, max_len)) if len(r) >= 2]
     net, fn = res.net.eval(), LOSSES[res.family]
     g = torch.Generator().manual_seed(seed)
     nll, ntok = [], []
@@ -280,7 +296,7 @@ def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int 
         for _ in range(samples):
             per_row = fn(net, x, g, res.ctx)
             nll += per_row.tolist()
-            ntok += [x.shape[1] - 1] * x.shape[0]
+            ntok += [scored_tokens(x, res.ctx) // x.shape[0]] * x.shape[0]
     nll_a, n_a = np.array(nll), np.array(ntok, dtype=np.float64)
     mean = nll_a.sum() / n_a.sum()
     se = float(np.std(nll_a - mean * n_a, ddof=1) * math.sqrt(len(nll_a)) / n_a.sum()) if len(nll_a) > 1 else float("nan")
