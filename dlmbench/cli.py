@@ -21,8 +21,11 @@ EPILOG = """examples:
   dlmbench list models
   dlmbench show task kjv
   dlmbench run --model smollm2-135m --task kjv --limit 200
-  dlmbench run --model gpt2 --task wikitext2 --set stride=512
+  dlmbench run --model gpt2 --task wikitext2-sliding --set stride=512
   dlmbench results --format csv --out-dir results/
+  dlmbench run --suite suites/zoo.yaml && dlmbench report
+  dlmbench regress --baseline results/baselines/zoo-smoke --candidate results
+  dlmbench zoo list
 """
 
 
