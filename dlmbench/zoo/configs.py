@@ -57,7 +57,7 @@ class ZooConfig:
 
 
 CONFIGS: dict[str, ZooConfig] = {
-    "tiny": ZooConfig("tiny", max_steps=400, save_dtype="bfloat16"),
+    "tiny": ZooConfig("tiny", max_steps=1500, save_dtype="bfloat16"),
     # findings 2 and 3 (AR vs MDLM, same network size and training tokens within a pair): narrower and shallower than
     # tiny (d=128, 3 layers) and smaller batches, so that each model gets ~10 epochs of the reversal set / one of
     # the cd3 split in ~2-3 min on one CPU thread (OMP_NUM_THREADS=1). reversal: a 1024-id BPE of the Berglund
