@@ -429,3 +429,23 @@ def test_greedy_check_accepts_what_it_decodes(tmp_path):
     wrong = [(t % 256) + 1 for t in pred]
     req_no = ScoreRequest(tuple(ctx), tuple(wrong))
     assert model.greedy_match([req_yes, req_no]).matches.tolist() == [True, False]
+
+
+def test_state_dict_with_wrong_shapes_is_one_line():
+    import torch
+
+    from dlmbench.adapters.backbones.plaid import check_states, expected_shapes
+    from dlmbench.adapters.backbones.plaid_tiny import tiny_plaid_config
+    from dlmbench.errors import CheckpointError
+
+    cfg = tiny_plaid_config()
+    states = {name: {k: torch.zeros(s) for k, s in shapes.items()} for name, shapes in expected_shapes(cfg).items()}
+    check_states(cfg, states, "ok")  # the expected shapes pass
+    key = next(iter(states["model"]))
+    states["model"][key] = torch.zeros(tuple(states["model"][key].shape) + (2,))
+    states["model"]["extra.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as e:
+        check_states(cfg, states, "folder")
+    msg = str(e.value)
+    assert "\n" not in msg and "folder/model does not match a Plaid model" in msg
+    assert "unexpected extra.weight" in msg and f"mis-shaped {key}" in msg

@@ -410,20 +410,11 @@ def infer_config(states: Mapping[str, Mapping[str, torch.Tensor]]) -> PlaidConfi
 
 def check_states(config: PlaidConfig, states: Mapping[str, Mapping[str, torch.Tensor]], where: str) -> None:
     """Every released key present with its shape, nothing else (one CheckpointError line otherwise)."""
+    from .checkpoints import check_shapes
+
     for name, shapes in expected_shapes(config).items():
         found = {k: tuple(v.shape) for k, v in states[name].items()}
-        missing = sorted(set(shapes) - set(found))
-        extra = sorted(set(found) - set(shapes))
-        wrong = sorted(k for k in set(shapes) & set(found) if shapes[k] != found[k])
-        if missing or extra or wrong:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing[:3]}")
-            if extra:
-                parts.append(f"unexpected {extra[:3]}")
-            if wrong:
-                parts.append(", ".join(f"{k}: {found[k]} != expected {shapes[k]}" for k in wrong[:3]))
-            raise CheckpointError(f"{where}/{name}: does not match a Plaid model ({'; '.join(parts)})")
+        check_shapes(shapes, found, where=f"{where}/{name}", architecture="a Plaid model")
 
 
 def load_plaid_modules(folder: str | Path, device: str | torch.device = "cpu", compute_dtype: torch.dtype = torch.float32) -> PlaidModules:
