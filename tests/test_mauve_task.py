@@ -28,24 +28,12 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny random GPT-2 saved as a folder, with a card file, loaded through the real AR path."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+    from tiny_zoo import write_tiny_gpt2
 
     from dlmbench.adapters.ar import load_ar
 
     root = tmp_path_factory.mktemp("tiny_gpt2_mauve")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 5, trainer)
-    (root / "bpe").mkdir()
-    tok.model.save(str(root / "bpe"))
-    hf_tok = GPT2Tokenizer.from_pretrained(str(root / "bpe"))
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(hf_tok), n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0, initializer_range=0.3)
-    GPT2LMHeadModel(config).eval().save_pretrained(str(root / "model"))
-    hf_tok.save_pretrained(str(root / "model"))
+    write_tiny_gpt2(root, CORPUS * 5, vocab_size=300)
     card = {"name": "tiny-featurizer", "family": "ar", "checkpoint": {"local": str(root / "model")}, "settings": {"batch_size": 4}}
     (root / "tiny-featurizer.yaml").write_text(yaml.safe_dump(card))
     return load_ar(ModelSpec.from_dict(card)), str(root / "tiny-featurizer.yaml")

@@ -22,20 +22,23 @@ TEXTS = [
 ]
 
 
-def _tiny_gpt2(folder: Path) -> Path:
+def write_tiny_gpt2(folder: Path, texts=None, *, vocab_size: int = 320, n_positions: int = 64) -> Path:
+    """A random 2-layer GPT-2 with a byte-level BPE trained on ``texts``, saved as ``folder/model`` in the
+    HF folder format (safetensors + vocab/merges); returns that folder. Shared by the tests."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
+    texts = list(texts if texts is not None else TEXTS * 20)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(TEXTS * 20, trainer)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
     (folder / "bpe").mkdir(parents=True, exist_ok=True)
     tok.model.save(str(folder / "bpe"))
     hf_tok = GPT2Tokenizer.from_pretrained(str(folder / "bpe"))
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(hf_tok), n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0, initializer_range=0.3)
+    config = GPT2Config(vocab_size=len(hf_tok), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0, initializer_range=0.3)
     model = GPT2LMHeadModel(config).eval()
     model.save_pretrained(str(folder / "model"))
     hf_tok.save_pretrained(str(folder / "model"))
@@ -65,7 +68,7 @@ def make_zoo(root: Path, *, llada: bool = True, gpt2: bool = True, mc_samples: i
     missing = {**task, "name": "tiny-missing", "dataset": {"source": "local", "path": str(root / "no-such-file.jsonl"), "field": "text"}}
     (specs / "tasks" / "tiny-missing.yaml").write_text(yaml.safe_dump(missing, sort_keys=False))
     if gpt2:
-        folder = _tiny_gpt2(root / "gpt2")
+        folder = write_tiny_gpt2(root / "gpt2")
         card = {"name": "tiny-gpt2", "family": "ar", "checkpoint": {"local": str(folder)}, "settings": {"batch_size": gpt2_batch_size}}
         (specs / "models" / "tiny-gpt2.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     if llada:
