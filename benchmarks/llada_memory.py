@@ -7,11 +7,13 @@ requests of ``--prompt`` + ``--answer`` tokens for every (mc_num, batch) pair. I
 
     mc_num  batch  seconds  scored tok/s  forward tok/s  peak MiB (GPU: max_memory_allocated; CPU: RSS growth)
 
-and, before measuring, the on-paper memory of the 8B model (weights, and the logits of one MC batch,
-which the estimator holds in float32 and then in float64 for the log-softmax).
+and, before measuring, the on-paper memory of the 8B model (weights, and the logits of one MC batch:
+float32 logits normalised in place with ``--score-precision float32``, the adapter's default, or a
+float32 logits tensor plus a float64 copy and its float64 log-softmax with ``--score-precision float64``).
 
     python benchmarks/llada_memory.py                                   # CPU, tiny preset
     python benchmarks/llada_memory.py --preset 8b --device cuda --dtype bfloat16 --mc 16,64,128 --batch 8,16,32
+    python benchmarks/llada_memory.py --preset 8b --device cuda --score-precision float64   # the old float64 path
 
 Random weights: the numbers are speed and memory only, not likelihoods.
 """
@@ -31,12 +33,13 @@ VOCAB = 126464
 
 def on_paper(preset_params: int, batch: int, length: int) -> str:
     weights = preset_params * 2 / 2**30
-    logits32 = batch * length * VOCAB * 4 / 2**30
-    logp64 = batch * length * VOCAB * 8 / 2**30
+    entries = batch * length * VOCAB
+    f32 = (2 + 4 + 4) * entries / 2**30  # bf16 logits, their float32 copy, logsumexp's exp temporary
+    f64 = (4 + 8 + 8) * entries / 2**30  # float32 logits, float64 copy, float64 log-softmax
     return (
-        f"on paper (8B, bf16): weights {weights:.1f} GiB; per MC batch of {batch} x {length} tokens the logits take "
-        f"{logits32:.1f} GiB in float32 and the float64 log-softmax {logp64:.1f} GiB more, so the peak is about "
-        f"{weights + logits32 + logp64:.0f} GiB plus transient activations of one block"
+        f"on paper (8B, bf16): weights {weights:.1f} GiB; per MC batch of {batch} x {length} tokens the logits path peaks at "
+        f"about {f32:.1f} GiB with score_precision float32 (in place) and {f64:.1f} GiB with float64, so the peak is about "
+        f"{weights + f32:.0f} / {weights + f64:.0f} GiB plus the transient activations of one block"
     )
 
 
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=96)
     ap.add_argument("--answer", type=int, default=32)
     ap.add_argument("--requests", type=int, default=2)
+    ap.add_argument("--score-precision", choices=["float32", "float64"], default="float32")
     args = ap.parse_args()
     os.environ.setdefault("DLMBENCH_NO_PROGRESS", "1")
 
@@ -87,7 +91,7 @@ def main() -> None:
     t0 = time.perf_counter()
     backbone, cfg = build(args.preset, args.device, dtype)
     n_params = sum(p.numel() for p in backbone.parameters())
-    print(f"preset {args.preset}: {n_params / 1e6:.1f}M parameters, {dtype}, {args.device}, built in {time.perf_counter() - t0:.1f}s")
+    print(f"preset {args.preset}: {n_params / 1e6:.1f}M parameters, {dtype}, {args.device}, built in {time.perf_counter() - t0:.1f}s; score_precision {args.score_precision}")
     spec = ModelSpec(name=f"llada-{args.preset}-random", family="llada", checkpoint=CheckpointRef("local", "."), max_length=length)
     g = torch.Generator().manual_seed(0)
     reqs = [
@@ -95,12 +99,15 @@ def main() -> None:
                      tuple(torch.randint(0, 126000, (args.answer,), generator=g).tolist()))
         for _ in range(args.requests)
     ]
+    # warm-up (kernel selection, allocator) so the first measured pair is not charged for it
+    LLaDAModel(backbone, None, spec=spec, device=torch.device(args.device),
+               settings={**SETTINGS, "mc_samples": 2, "batch_size": 2, "score_precision": args.score_precision}).conditional_nll(reqs[:1])
     print(f"{'mc_num':>6} {'batch':>5} {'seconds':>8} {'scored tok/s':>12} {'forward tok/s':>13} {'peak MiB':>9}")
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for mc in (int(m) for m in args.mc.split(",")):
         for batch in (int(b) for b in args.batch.split(",")):
             model = LLaDAModel(backbone, None, spec=spec, device=torch.device(args.device),
-                               settings={**SETTINGS, "mc_samples": mc, "batch_size": batch})
+                               settings={**SETTINGS, "mc_samples": mc, "batch_size": batch, "score_precision": args.score_precision})
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()

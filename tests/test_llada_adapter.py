@@ -10,7 +10,7 @@ from dlmbench.adapters.backbones.llada import MASK_ID
 from dlmbench.adapters.backbones.llada_tiny import write_tiny_llada
 from dlmbench.adapters.base import ScoreRequest
 from dlmbench.adapters.llada import load_llada
-from dlmbench.errors import UnknownName
+from dlmbench.errors import BadSpec, UnknownName
 from dlmbench.specs import ModelSpec
 
 
@@ -87,3 +87,32 @@ def test_unknown_setting_is_did_you_mean(tiny):
     spec, _ = tiny
     with pytest.raises(UnknownName, match="did you mean 'mc_samples'"):
         load_llada(spec.with_settings({"mc_sample": 3}))
+
+
+def test_float32_scoring_agrees_with_float64_on_the_same_draws(tiny):
+    """``score_precision: float32`` (in-place log-softmax, the default) vs the float64 copy: same seeds give the
+    same masks, so the two bounds differ only by rounding, far below the Monte Carlo stderr."""
+    spec, model64 = tiny
+    model64 = load_llada(spec.with_settings({"score_precision": "float64"}))
+    model32 = load_llada(spec.with_settings({"score_precision": "float32"}))
+    reqs = [ScoreRequest((1, 2, 3, 4), (50, 60, 70, 80, 90), seed=s) for s in range(3)]
+    a, b = model64.conditional_nll(reqs), model32.conditional_nll(reqs)
+    np.testing.assert_allclose(b.nll, a.nll, atol=1e-4 * 5, rtol=0)  # 5 tokens, float32 rounding of ~1e-5 each at most
+    assert (np.abs(b.nll - a.nll) < 0.01 * a.stderr).all()
+    assert b.settings["score_precision"] == "float32" and a.settings["score_precision"] == "float64"
+
+
+def test_bad_score_precision_is_one_line(tiny):
+    spec, _ = tiny
+    with pytest.raises(UnknownName, match="score_precision 'float16'"):
+        load_llada(spec.with_settings({"score_precision": "float16"}))
+
+
+def test_sampling_shorter_than_one_block_and_bad_steps(tiny):
+    _, model = tiny
+    out = model.sample(2, 8, steps=4, seed=0)  # block_length 32 > 8: one block of 8
+    assert out.settings["block_length"] == 8 and all(len(g) == 8 for g in out.tokens)
+    with pytest.raises(BadSpec, match="block_length 32; set block_length to a divisor of 40"):
+        model.sample(1, 40, steps=8, seed=0)
+    with pytest.raises(BadSpec, match=r"steps 5 is not a multiple of the number of blocks 2 .*use steps=6|use steps=4"):
+        model.sample(1, 64, steps=5, seed=0)

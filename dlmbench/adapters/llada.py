@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NotSupported
+from ..errors import BadSpec, NotSupported, UnknownName
 from ..specs import ModelSpec
 from .base import SampleResult
 from .diffusion_base import DiffusionLM, check_settings
@@ -37,6 +37,7 @@ SETTINGS: dict[str, Any] = {
     "remasking": "low_confidence",
     "temperature": 0.0,
     "precision": "float64",
+    "score_precision": "float32",
 }
 
 
@@ -78,17 +79,30 @@ class LLaDAModel(DiffusionLM):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x).float()
 
-    def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None) -> torch.Tensor:
+    def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64") -> torch.Tensor:
+        """``log p_theta(x0 | x_t)`` ``[B, L, V]``, CFG-guided when ``cfg > 0`` and the prompt is known.
+
+        ``precision="float64"`` (the samplers' categorical draws) normalises a float64 copy;
+        ``"float32"`` (the likelihood bound and the greedy check, setting ``score_precision``) normalises the
+        float32 logits in place, ``logits - logsumexp(logits)``: with LLaDA's 126,464-entry vocabulary this is
+        the largest tensor of the estimator, and the float64 copy would take 2.5x its memory for a change of
+        order 1e-6 nats per token, far below the Monte Carlo error. The gathered log-probs are summed in
+        float64 either way (:func:`dlmbench.estimators.masked.masked_nll_sum`).
+        """
         cond = self._logits(x_t)
         w = float(self.settings["cfg"])
         if w > 0 and prompt_mask is not None:
             un_x = torch.where(prompt_mask, torch.full_like(x_t, self.mask_id), x_t)
             un = self._logits(un_x)
             cond = un + (w + 1.0) * (cond - un)
-        return torch.log_softmax(cond.double(), dim=-1)
+        if precision == "float64":
+            return torch.log_softmax(cond.double(), dim=-1)
+        lse = torch.logsumexp(cond, dim=-1, keepdim=True)
+        return cond.sub_(lse) if not torch.is_grad_enabled() else cond - lse
 
     def _clean_denoiser(self):
-        return lambda x_t, _sigma: self._guided_log_probs(x_t, None)
+        prec = str(self.settings["score_precision"])
+        return lambda x_t, _sigma: self._guided_log_probs(x_t, None, prec)
 
     def _bound_rows(self, x0, score_mask, seeds):
         from ..estimators import llada_bound_mc
@@ -96,23 +110,25 @@ class LLaDAModel(DiffusionLM):
         k = int(self.settings["mc_samples"])
         chunk = max(1, int(self.settings["batch_size"]))
         cfg = float(self.settings["cfg"])
+        prec = str(self.settings["score_precision"])
         with torch.inference_mode():
             if cfg > 0:
                 # one request at a time, so the unconditional pass knows which positions are the prompt
                 means, ses = [], []
                 for r in range(x0.shape[0]):
                     pm = ~score_mask[r : r + 1]
-                    den = lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1))  # noqa: E731
+                    den = lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec)  # noqa: E731
                     est = llada_bound_mc(den, x0[r : r + 1], score_mask[r : r + 1], seeds[r : r + 1], mask_id=self.mask_id, num_samples=k, batch_size=chunk)
                     means.append(est.mean[0])
                     ses.append(est.stderr[0])
                 mean, se, settings = np.array(means), np.array(ses), dict(est.settings)
                 settings["note"] = "CFG-guided score: not a bound of the model's own likelihood"
             else:
-                den = lambda x_t, _s: self._guided_log_probs(x_t, None)  # noqa: E731
+                den = lambda x_t, _s: self._guided_log_probs(x_t, None, prec)  # noqa: E731
                 est = llada_bound_mc(den, x0, score_mask, seeds, mask_id=self.mask_id, num_samples=k, batch_size=chunk)
                 mean, se, settings = est.mean, est.stderr, dict(est.settings)
         settings["cfg"] = cfg
+        settings["score_precision"] = prec
         return mean, se, settings
 
     # -- sampling ---------------------------------------------------------------------------------
@@ -124,7 +140,13 @@ class LLaDAModel(DiffusionLM):
         st = {**self.settings, **settings}
         steps = int(steps or st["steps"])
         prompt = list(prefix or [])
-        block = int(st["block_length"] or length)
+        block = min(int(st["block_length"] or length), length)  # a request shorter than one block is one block
+        if length % block:
+            raise BadSpec(f"LLaDA sampling: length {length} is not a multiple of block_length {block}; set block_length to a divisor of {length}")
+        n_blocks = length // block
+        if steps % n_blocks:
+            raise BadSpec(f"LLaDA sampling: steps {steps} is not a multiple of the number of blocks {n_blocks} (length {length} / block_length {block}); "
+                          f"use steps={n_blocks * max(1, round(steps / n_blocks))}")
         x = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
         if prompt:
             x[:, : len(prompt)] = torch.tensor(prompt, device=self.device)
@@ -132,7 +154,7 @@ class LLaDAModel(DiffusionLM):
         pm[:, : len(prompt)] = True
         with torch.inference_mode():
             out, nfe = low_confidence_remasking(
-                lambda xt: self._guided_log_probs(xt, pm[: xt.shape[0]]),
+                lambda xt: self._guided_log_probs(xt, pm[: xt.shape[0]], "float64"),
                 x,
                 prompt_length=len(prompt),
                 steps=steps,
@@ -155,6 +177,8 @@ def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     from .backbones.llada_loading import default_dtype, load_llada_backbone, load_llada_tokenizer, resolve_folder
 
     settings = check_settings("llada", dict(spec.settings), SETTINGS)
+    if str(settings["score_precision"]) not in ("float32", "float64"):
+        raise UnknownName("LLaDA setting score_precision", str(settings["score_precision"]), ("float32", "float64"))
     if batch_size:
         settings["batch_size"] = int(batch_size)
     dev = torch.device(device)
