@@ -32,13 +32,15 @@ not depend on the order or batching lm-eval chooses, and identical requests get 
 Use it from Python (``lm_eval.simple_evaluate(model=DlmbenchLM(model), ...)``), through the task type
 ``lmeval`` (:mod:`dlmbench.tasks.lmeval`), or from lm-eval's command line::
 
-    python -m dlmbench.lmeval_bridge run --model dlmbench \\
-        --model_args model=smollm2-135m,seed=0 --tasks hellaswag --limit 20
+    dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m,seed=0 --tasks hellaswag --limit 20
+    python -m dlmbench.lmeval_bridge --model dlmbench --model_args model=smollm2-135m --tasks hellaswag
 
-(``lm_eval`` itself does not import dlmbench, so the model name ``dlmbench`` exists once this module is
-imported; ``python -m dlmbench.lmeval_bridge`` is lm-eval's CLI with it registered.) ``model_args``:
-``model`` (a card name or YAML path), ``seed``, ``greedy`` (``auto``/``true``/``false``), ``specs`` (a
-folder of cards, ``;``-separated for several) and any model setting of the card (``mc_samples=128``).
+Both are lm-eval's own CLI (every argument forwarded) with this model registered. A plain
+``lm_eval --model dlmbench`` cannot work with lm-eval 0.4.13: it resolves ``--model`` only in its own
+registry (built-in models, no entry-point or plugin discovery), so ``dlmbench`` exists once this module is
+imported. ``model_args``: ``model`` (a card name or YAML path), ``seed``, ``greedy``
+(``auto``/``true``/``false``), ``specs`` (a folder of cards, ``;``-separated for several; or
+``dlmbench --specs DIR lm-eval ...``) and any model setting of the card (``mc_samples=128``).
 """
 
 from __future__ import annotations
@@ -291,14 +293,22 @@ def _usable_device(device: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's command line with the ``dlmbench`` model registered."""
+    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered.
+
+    ``argv``: lm-eval's arguments (default: this process's). lm-eval reads ``sys.argv`` itself, so it is
+    set for the call and restored afterwards."""
     import sys
 
     from lm_eval.__main__ import cli_evaluate
 
+    register()
+    saved = sys.argv
     if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+        sys.argv = [saved[0] if saved else "lm-eval", *argv]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved
 
 
 def register() -> None:

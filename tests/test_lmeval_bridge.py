@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,15 +57,24 @@ metric_list:
 
 # -- models ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory):
+def tiny_gpt2_card(tmp_path_factory):
+    """A tiny random GPT-2 checkpoint and its card ``tiny-lmeval-gpt2``, in a specs folder (``specs/models/``)."""
+    import yaml
     from tiny_zoo import write_tiny_gpt2
-
-    from dlmbench.adapters.ar import load_ar
 
     root = tmp_path_factory.mktemp("tiny_gpt2_lmeval")
     write_tiny_gpt2(root, ["the quick brown fox jumps over the lazy dog", "hello world, this is a small test of things"] * 50, vocab_size=300)
-    spec = ModelSpec.from_dict({"name": "tiny-gpt2", "family": "ar", "checkpoint": {"local": str(root / "model")}})
-    return load_ar(spec, batch_size=4)
+    card = {"name": "tiny-lmeval-gpt2", "family": "ar", "checkpoint": {"local": str(root / "model")}}
+    (root / "specs" / "models").mkdir(parents=True)
+    (root / "specs" / "models" / "tiny-lmeval-gpt2.yaml").write_text(yaml.safe_dump(card))
+    return card, root / "specs"
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tiny_gpt2_card):
+    from dlmbench.adapters.ar import load_ar
+
+    return load_ar(ModelSpec.from_dict(tiny_gpt2_card[0]), batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +185,81 @@ def test_registered_as_lm_eval_model(tiny_gpt2):
     from lm_eval.api.registry import get_model
 
     assert get_model("dlmbench") is DlmbenchLM
+
+
+def test_lm_eval_argv_forwarding():
+    from dlmbench.cli import _lm_eval_argv
+
+    assert _lm_eval_argv(["lm-eval", "--model", "dlmbench", "--specs", "x"]) == ([], ["--model", "dlmbench", "--specs", "x"])
+    assert _lm_eval_argv(["--specs", "a", "--specs=b", "lm-eval", "ls", "tasks"]) == (["a", "b"], ["ls", "tasks"])
+    assert _lm_eval_argv(["run", "--model", "m"]) is None and _lm_eval_argv([]) is None
+
+
+def test_lm_eval_command_checks_specs_folders_first(tmp_path, capsys):
+    from dlmbench.cli import main
+
+    assert main(["--specs", str(tmp_path / "nowhere"), "lm-eval", "--model", "dlmbench", "--tasks", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: specs folder") and "(from --specs)" in err[0]
+
+
+def test_plain_lm_eval_needs_the_bridge_imported():
+    """lm-eval 0.4.13 resolves ``--model`` only in its own registry (no entry points, no plugin hook): in a
+    fresh interpreter ``dlmbench`` is unknown until :mod:`dlmbench.lmeval_bridge` is imported. This is why
+    the command line is ``dlmbench lm-eval`` (or ``python -m dlmbench.lmeval_bridge``), not ``lm_eval``."""
+    code = (
+        "from lm_eval.api.registry import get_model\n"
+        "try:\n    get_model('dlmbench'); print('found')\nexcept ValueError:\n    print('unknown')\n"
+        "import dlmbench.lmeval_bridge as b\nprint(get_model('dlmbench') is b.DlmbenchLM)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["unknown", "True"]
+
+
+def _env() -> dict:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    return env
+
+
+@pytest.mark.slow
+def test_dlmbench_lm_eval_command_end_to_end(tiny_gpt2, tiny_gpt2_card, local_task, tmp_path):
+    """``dlmbench --specs DIR lm-eval --model dlmbench ...`` in a subprocess (lm-eval's own CLI, legacy form
+    without ``run``): the log-likelihoods and greedy flags lm-eval logs per document, and its acc/acc_norm,
+    equal the direct computation and the ``lmeval`` task path on the same model and seed."""
+    folder, _ = local_task
+    _, specs = tiny_gpt2_card
+    out_dir = tmp_path / "lm_eval_out"
+    cmd = [sys.executable, "-m", "dlmbench.cli", "--specs", str(specs), "lm-eval",
+           "--model", "dlmbench", "--model_args", "model=tiny-lmeval-gpt2,seed=3", "--device", "cpu",
+           "--tasks", "tiny_mc", "--include_path", str(folder), "--output_path", str(out_dir), "--log_samples"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env(), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [results_file] = list(out_dir.rglob("results_*.json"))
+    [samples_file] = list(out_dir.rglob("samples_tiny_mc_*.jsonl"))
+    results = json.loads(results_file.read_text())
+    records = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda d: d["doc_id"])
+    assert [d["doc_id"] for d in records] == list(range(len(DOCS)))
+
+    per_doc, acc, acc_norm = _direct(tiny_gpt2, 3, DOCS)
+    for rec in records:
+        got = [(float(ll), str(g) == "True") for ll, g in rec["filtered_resps"]]
+        np.testing.assert_allclose([g[0] for g in got], per_doc[rec["doc_id"]], rtol=1e-9, atol=1e-9)
+        # greedy=auto on the command line checks greedy decoding for every request
+        d = DOCS[rec["doc_id"]]
+        ctx = PROMPT.format(q=d["question"])
+        reqs = [ScoreRequest(*encode_request(tiny_gpt2.tokenizer, ctx, " " + c), 0) for c in d["choices"]]
+        assert [g[1] for g in got] == [bool(m) for m in tiny_gpt2.greedy_match(reqs).matches]
+    res = results["results"]["tiny_mc"]
+    assert res["acc,none"] == pytest.approx(acc, abs=1e-12) and res["acc_norm,none"] == pytest.approx(acc_norm, abs=1e-12)
+    # the same numbers as our own task path
+    ours = {m.metric: m for m in run_lmeval(tiny_gpt2, _card(folder), seed=3, limit=None).metrics}
+    assert res["acc,none"] == ours["acc"].value and res["acc_norm,none"] == ours["acc_norm"].value
+    assert res["acc_stderr,none"] == pytest.approx(ours["acc"].stderr, abs=1e-12)
+    cfg = results["config"]
+    assert cfg["model"] == "dlmbench" and cfg["dlmbench_bound"] == "exact" and cfg["family"] == "ar"
 
 
 def test_lmeval_task_ar_matches_direct_computation(tiny_gpt2, local_task):
