@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("lm_eval")
 
@@ -336,3 +337,111 @@ def test_stock_card_runs_on_a_local_copy(tiny_gpt2, tmp_path):
     assert rows["acc"].value == pytest.approx(np.mean(correct)) and rows["acc_norm"].value == pytest.approx(np.mean(correct_norm))
     assert rows["acc"].n == 3 and out.split == "test" and out.dataset == f"local:{data.resolve()}"
     assert out.settings["num_fewshot"] == {"arc_easy": 0} and out.settings["lm_eval_tasks"] == ["arc_easy"]
+
+
+# -- generate_until --------------------------------------------------------------------------------
+def test_cut_generation_stops_at_eos_then_at_the_earliest_stop_string(tiny_gpt2):
+    from dlmbench.lmeval_bridge import cut_generation
+
+    tok = tiny_gpt2.tokenizer
+    assert tok.eos_id == 0
+    ids = tok.encode("hello world, this") + [tok.eos_id] + tok.encode(" the lazy dog")
+    assert tok.decode(ids) == "hello world, this the lazy dog"  # what a plain decode would return
+    assert cut_generation(tok, ids, []) == "hello world, this"
+    assert cut_generation(tok, ids, ["lazy"]) == "hello world, this"  # after the end of text: never reached
+    assert cut_generation(tok, ids, [", t", "o w"]) == "hell"  # the earliest of the stop strings
+    assert cut_generation(tok, ids, ["", "zzz"]) == "hello world, this"
+
+
+@pytest.fixture(scope="module")
+def byte_llada(tmp_path_factory):
+    """A random tiny LLaDA whose output head only favours lower-case letters and the space (in the tiny
+    byte-level tokenizer, ids 64..89 are 'a'..'z' and 220 is 'Ġ', a space), so its generations are readable
+    text; a second card with ``gen_length``."""
+    from dlmbench.adapters.backbones.llada_tiny import (
+        random_state_dict, save_llada_checkpoint, tiny_llada_config, write_tiny_tokenizer,
+    )
+    from dlmbench.adapters.llada import load_llada
+
+    config = tiny_llada_config()
+    sd = random_state_dict(config, seed=4)
+    keep = torch.zeros(sd["model.transformer.ff_out.weight"].shape[0], dtype=torch.bool)
+    keep[64:90] = keep[220] = True
+    sd["model.transformer.ff_out.weight"][~keep] = 0.0
+    sd["model.transformer.ff_out.weight"][keep] *= 8.0  # so that temperature-1 samples are mostly text too
+    folder = save_llada_checkpoint(sd, config, tmp_path_factory.mktemp("byte_llada") / "llada")
+    write_tiny_tokenizer(folder)
+    card = {"name": "byte-llada", "family": "llada", "checkpoint": {"local": str(folder)}, "max_length": 64,
+            "settings": {"steps": 8, "block_length": 8, "batch_size": 4}}
+    fixed = {**card, "settings": {**card["settings"], "gen_length": 8}}
+    return load_llada(ModelSpec.from_dict(card)), load_llada(ModelSpec.from_dict(fixed))
+
+
+def _expected_generation(model, context, gen_kwargs, seed, length, until, **sampler):
+    """The model's own sample for the request's seed, cut by hand: at the end-of-text token, then at the
+    first stop string."""
+    from dlmbench.lmeval_bridge import generate_seed
+
+    s = model.sample(1, length, prefix=model.tokenizer.encode(context), seed=generate_seed(seed, context, gen_kwargs), **sampler)
+    ids = list(s.tokens[0])
+    assert len(ids) == length
+    eos = model.tokenizer.eos_id
+    if eos in ids:
+        ids = ids[: ids.index(eos)]
+    text = model.tokenizer.decode(ids)
+    for stop in until:
+        text = text.split(stop)[0]
+    return text
+
+
+def _generate(bridge, context, gen_kwargs):
+    from lm_eval.api.instance import Instance
+
+    [out] = bridge.generate_until([Instance("generate_until", {}, (context, gen_kwargs), 0)])
+    assert isinstance(out, str)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["llada", "mdlm"])
+def test_generate_until_diffusion(family, byte_llada, tmp_path):
+    if family == "llada":
+        model = byte_llada[0]
+    else:
+        from tiny_dit import make_tiny
+
+        from dlmbench.adapters import load_model
+
+        model = load_model(ModelSpec.from_dict(make_tiny(tmp_path, "mdlm", max_length=48, seed=2, steps=16)["card"]))
+    bridge = DlmbenchLM(model, seed=5)
+    ctx = "the quick brown"
+    greedy = _generate(bridge, ctx, {"until": [], "max_gen_toks": 16})
+    assert greedy == _expected_generation(model, ctx, {"max_gen_toks": 16}, 5, 16, [], temperature=0.0)
+    assert bridge.score_info["generate.length"] == 16 and bridge.score_info["generate.length_from"] == "max_gen_toks"
+    # do_sample with a temperature: the family's sampler at that temperature, seeded per request
+    kw = {"until": [], "max_gen_toks": 16, "do_sample": True, "temperature": 1.0}
+    hot = _generate(bridge, ctx, kw)
+    assert hot == _expected_generation(model, ctx, kw, 5, 16, [], temperature=1.0)
+    assert bridge.score_info["sampler.temperature"] == 1.0 and len(hot) >= 8, hot  # the model's text
+    # a stop string from the middle of that text, first occurring there: the same sample (the stop strings
+    # do not change the seed), cut just before it
+    p = next((p for p in range(len(hot) // 2, 0, -1) if hot.find(hot[p : p + 2]) == p), None)
+    assert p is not None, hot
+    stop = hot[p : p + 2]
+    cut = _generate(bridge, ctx, {**kw, "until": ["never-there", stop]})
+    assert cut == hot[:p] and stop not in cut and 0 < len(cut) < len(hot)
+
+
+def test_generate_until_llada_block_lengths(byte_llada):
+    from dlmbench.errors import BadSpec
+
+    model, fixed = byte_llada
+    ctx = "hello world"
+    # max_gen_toks must fit LLaDA's blocks: a one-line error, not the sampler's ValueError
+    with pytest.raises(BadSpec, match="multiple of block_length 8"):
+        _generate(DlmbenchLM(model, seed=0), ctx, {"until": [], "max_gen_toks": 6})
+    # a card with gen_length generates that many tokens whatever max_gen_toks says (LLaDA's own harness)
+    bridge = DlmbenchLM(fixed, seed=0)
+    got = _generate(bridge, ctx, {"until": [], "max_gen_toks": 6})
+    assert got == _expected_generation(fixed, ctx, {"max_gen_toks": 6}, 0, 8, [], temperature=0.0)
+    assert bridge.score_info["generate.length"] == 8 and bridge.score_info["generate.length_from"] == "gen_length"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NotSupported
+from ..errors import BadSpec, NotSupported
 from ..specs import ModelSpec
 from .base import SampleResult
 from .diffusion_base import DiffusionLM, check_settings
@@ -125,6 +125,11 @@ class LLaDAModel(DiffusionLM):
         steps = int(steps or st["steps"])
         prompt = list(prefix or [])
         block = int(st["block_length"] or length)
+        if length < 1 or length % block or steps % (length // block):
+            raise BadSpec(
+                f"llada: generating {length} tokens needs a length that is a multiple of block_length {block} and steps "
+                f"({steps}) a multiple of the number of blocks (LLaDA's sampler); set block_length/steps, or gen_length for lm-eval"
+            )
         x = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
         if prompt:
             x[:, : len(prompt)] = torch.tensor(prompt, device=self.device)
