@@ -26,6 +26,7 @@ EPILOG = """examples:
   dlmbench run --suite suites/zoo.yaml && dlmbench report
   dlmbench regress --baseline results/baselines/zoo-smoke --candidate results
   dlmbench zoo list
+  dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m --tasks arc_easy --limit 20
 """
 
 
@@ -153,7 +154,66 @@ def build_parser() -> argparse.ArgumentParser:
     from .zoo.command import add_arguments as _zoo_arguments
 
     _zoo_arguments(zoo)
+    # only listed here for --help: main() hands everything after `lm-eval` to lm-eval untouched
+    sub.add_parser(
+        "lm-eval",
+        help="lm-eval's own command line with the model `dlmbench` registered (every argument forwarded)",
+        add_help=False,
+    )
     return p
+
+
+def _lm_eval_argv(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """``[--specs DIR]... lm-eval ARGS`` → (spec folders, ARGS); None when the command is not lm-eval."""
+    folders: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--specs" and i + 1 < len(argv):
+            folders.append(argv[i + 1])
+            i += 2
+        elif a.startswith("--specs="):
+            folders.append(a.split("=", 1)[1])
+            i += 1
+        else:
+            break
+    if i < len(argv) and argv[i] == "lm-eval":
+        return folders, list(argv[i + 1 :])
+    return None
+
+
+def cmd_lm_eval(folders: Sequence[str], args: Sequence[str]) -> int:
+    """Run lm-eval's CLI (``lm_eval.__main__.cli_evaluate``) with :class:`DlmbenchLM` registered.
+
+    lm-eval 0.4.13 finds models only in its own registry (no entry points or plugin hook), so a plain
+    ``lm_eval --model dlmbench`` cannot see ours; this imports the bridge first. ``--specs`` folders
+    reach the bridge through ``$DLMBENCH_SPECS``."""
+    try:
+        from . import lmeval_bridge
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "lm_eval":
+            raise
+        raise BadSpec("`dlmbench lm-eval` needs lm-eval: pip install 'dlmbench[lm-eval]'") from None
+    for d in folders:
+        if not Path(d).expanduser().is_dir():
+            raise BadSpec(f"specs folder {d} (from --specs) does not exist; give a folder holding models/ and tasks/ YAML cards")
+    from .registry import ENV_VAR
+
+    saved = os.environ.get(ENV_VAR)
+    if folders:
+        old = [d for d in (saved or "").split(os.pathsep) if d.strip()]
+        os.environ[ENV_VAR] = os.pathsep.join([*old, *(str(Path(d).expanduser().resolve()) for d in folders)])
+    try:
+        lmeval_bridge.main(list(args))
+    except SystemExit as e:  # lm-eval's argparse and --help exit; keep their status
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
+    return 0
 
 
 def _parse_settings(items: Sequence[str], flag: str = "--set") -> dict:
@@ -390,13 +450,18 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
+    lm_eval_args = _lm_eval_argv(sys.argv[1:] if argv is None else list(argv))
+    if lm_eval_args is not None:
+        command, call = "lm-eval", (lambda: cmd_lm_eval(*lm_eval_args))
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        command, call = args.command, (lambda: COMMANDS[args.command](args))
     try:
-        return COMMANDS[args.command](args)
+        return call()
     except DlmbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -408,9 +473,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # an internal error: still one line unless asked for the traceback
         if os.environ.get("DLMBENCH_DEBUG"):
             raise
+        if command == "lm-eval":  # raised inside lm-eval (unknown task, bad task YAML, ...): its message, one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            print(f"error: lm-eval: {type(e).__name__}: {first} (set DLMBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+            return 1
         print(f"internal error: {type(e).__name__}: {e} (set DLMBENCH_DEBUG=1 for the traceback and report it)", file=sys.stderr)
         # regress: 1 means "a regression was found", so a failure to compare must not look like one
-        return 2 if args.command == "regress" else 1
+        return 2 if command == "regress" else 1
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ lm-eval request              dlmbench question
                              scored after the model's prefix token (AR) or with every token noised
                              (diffusion); long texts are windowed by the adapter.
 ``generate_until``           ``sample(1, max_gen_toks, prefix=ctx)`` with the family's sampler, greedy
-                             (temperature 0) unless the task asks for ``do_sample``, cut at the first
-                             ``until`` string.
+                             (temperature 0) unless the task asks for ``do_sample``; the tokens cut at
+                             the model's end-of-text token, decoded, cut at the first ``until`` string
+                             (:func:`cut_generation`). A card with ``gen_length`` (LLaDA) generates
+                             that many tokens instead, as LLaDA's own harness does.
 ===========================  ==================================================================
 
 Tokenization follows lm-eval's ``TemplateLM``: trailing spaces of the context move to the
@@ -26,19 +28,22 @@ task, so both paths score the same tokens). An empty context is scored after the
 prefix (AR: the prefix/BOS token; diffusion: nothing).
 
 Randomness is per request (DESIGN.md): the seed of each request is
-``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`), so a number does
+``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`; generations:
+:func:`generate_seed`), so a number does
 not depend on the order or batching lm-eval chooses, and identical requests get identical numbers.
 
 Use it from Python (``lm_eval.simple_evaluate(model=DlmbenchLM(model), ...)``), through the task type
 ``lmeval`` (:mod:`dlmbench.tasks.lmeval`), or from lm-eval's command line::
 
-    python -m dlmbench.lmeval_bridge run --model dlmbench \\
-        --model_args model=smollm2-135m,seed=0 --tasks hellaswag --limit 20
+    dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m,seed=0 --tasks hellaswag --limit 20
+    python -m dlmbench.lmeval_bridge --model dlmbench --model_args model=smollm2-135m --tasks hellaswag
 
-(``lm_eval`` itself does not import dlmbench, so the model name ``dlmbench`` exists once this module is
-imported; ``python -m dlmbench.lmeval_bridge`` is lm-eval's CLI with it registered.) ``model_args``:
-``model`` (a card name or YAML path), ``seed``, ``greedy`` (``auto``/``true``/``false``), ``specs`` (a
-folder of cards, ``;``-separated for several) and any model setting of the card (``mc_samples=128``).
+Both are lm-eval's own CLI (every argument forwarded) with this model registered. A plain
+``lm_eval --model dlmbench`` cannot work with lm-eval 0.4.13: it resolves ``--model`` only in its own
+registry (built-in models, no entry-point or plugin discovery), so ``dlmbench`` exists once this module is
+imported. ``model_args``: ``model`` (a card name or YAML path), ``seed``, ``greedy``
+(``auto``/``true``/``false``), ``specs`` (a folder of cards, ``;``-separated for several; or
+``dlmbench --specs DIR lm-eval ...``) and any model setting of the card (``mc_samples=128``).
 """
 
 from __future__ import annotations
@@ -65,6 +70,25 @@ def loglikelihood_seed(seed: int, context: str, continuation: str) -> int:
 
 def rolling_seed(seed: int, text: str) -> int:
     return request_seed(seed, "lmeval_rolling", text)
+
+
+def generate_seed(seed: int, context: str, gen_kwargs: dict | None) -> int:
+    """The seed of one ``generate_until`` request: the run seed, the context and the sampling arguments.
+    The stop strings (``until``) are left out: they only cut the text, so the sample does not depend on them."""
+    kw = {k: v for k, v in (gen_kwargs or {}).items() if k != "until"}
+    return request_seed(seed, "lmeval_generate", context, json.dumps(kw, sort_keys=True, default=str))
+
+
+def cut_generation(tokenizer, ids: Sequence[int], until: Sequence[str]) -> str:
+    """The answer text of a generation, as lm-eval's HF model cuts it: at the model's end-of-text token
+    (``tokenizer.eos_id``, always a stop), then the decoded text at the earliest of the ``until`` strings."""
+    ids = [int(t) for t in ids]
+    eos = getattr(tokenizer, "eos_id", None)
+    if eos is not None and int(eos) in ids:
+        ids = ids[: ids.index(int(eos))]
+    text = tokenizer.decode(ids)
+    cut = min((text.find(s) for s in until if s and s in text), default=len(text))
+    return text[:cut]
 
 
 def split_context(context: str, continuation: str) -> tuple[str, str]:
@@ -223,6 +247,7 @@ class DlmbenchLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         out: list[str] = []
         self.counts["generate_until"] += len(requests)
+        fixed = (getattr(self.lm, "settings", {}) or {}).get("gen_length")
         for req in requests:
             context, gen_kwargs = req.args
             kwargs = dict(gen_kwargs or {})
@@ -230,19 +255,20 @@ class DlmbenchLM(LM):
             if isinstance(until, str):
                 until = [until]
             max_new = int(kwargs.pop("max_gen_toks", 256))
+            # a card with gen_length (LLaDA) generates that many tokens for every request, as LLaDA's own
+            # lm-eval harness does (it ignores max_gen_toks); otherwise lm-eval's max_gen_toks
+            length = int(fixed) if fixed else max_new
             settings = self._sampler_settings(kwargs)
             prefix = list(self.lm.tokenizer.encode(context)) if context else []
             limit = self.lm.max_length
             if limit is not None and prefix:
-                keep = max(1, int(limit) - max_new)  # keep the end of a long prompt (as lm-eval's HF model)
+                keep = max(1, int(limit) - length)  # keep the end of a long prompt (as lm-eval's HF model)
                 prefix = prefix[-keep:]
-            seed = request_seed(self.seed, "lmeval_generate", context, json.dumps(gen_kwargs, sort_keys=True, default=str))
-            res = self.lm.sample(1, max_new, prefix=prefix or None, seed=seed, **settings)
+            seed = generate_seed(self.seed, context, gen_kwargs)
+            res = self.lm.sample(1, length, prefix=prefix or None, seed=seed, **settings)
             self.score_info.update({f"sampler.{k}": v for k, v in res.settings.items()})
-            text = res.texts[0]
-            for stop in until:
-                if stop and stop in text:
-                    text = text.split(stop, 1)[0]
+            self.score_info.update({"generate.length": length, "generate.length_from": "gen_length" if fixed else "max_gen_toks"})
+            text = cut_generation(self.lm.tokenizer, res.tokens[0], until)
             out.append(text)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
         return out
@@ -291,14 +317,22 @@ def _usable_device(device: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's command line with the ``dlmbench`` model registered."""
+    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered.
+
+    ``argv``: lm-eval's arguments (default: this process's). lm-eval reads ``sys.argv`` itself, so it is
+    set for the call and restored afterwards."""
     import sys
 
     from lm_eval.__main__ import cli_evaluate
 
+    register()
+    saved = sys.argv
     if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+        sys.argv = [saved[0] if saved else "lm-eval", *argv]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved
 
 
 def register() -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("lm_eval")
 
@@ -53,15 +58,24 @@ metric_list:
 
 # -- models ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory):
+def tiny_gpt2_card(tmp_path_factory):
+    """A tiny random GPT-2 checkpoint and its card ``tiny-lmeval-gpt2``, in a specs folder (``specs/models/``)."""
+    import yaml
     from tiny_zoo import write_tiny_gpt2
-
-    from dlmbench.adapters.ar import load_ar
 
     root = tmp_path_factory.mktemp("tiny_gpt2_lmeval")
     write_tiny_gpt2(root, ["the quick brown fox jumps over the lazy dog", "hello world, this is a small test of things"] * 50, vocab_size=300)
-    spec = ModelSpec.from_dict({"name": "tiny-gpt2", "family": "ar", "checkpoint": {"local": str(root / "model")}})
-    return load_ar(spec, batch_size=4)
+    card = {"name": "tiny-lmeval-gpt2", "family": "ar", "checkpoint": {"local": str(root / "model")}}
+    (root / "specs" / "models").mkdir(parents=True)
+    (root / "specs" / "models" / "tiny-lmeval-gpt2.yaml").write_text(yaml.safe_dump(card))
+    return card, root / "specs"
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tiny_gpt2_card):
+    from dlmbench.adapters.ar import load_ar
+
+    return load_ar(ModelSpec.from_dict(tiny_gpt2_card[0]), batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +188,81 @@ def test_registered_as_lm_eval_model(tiny_gpt2):
     assert get_model("dlmbench") is DlmbenchLM
 
 
+def test_lm_eval_argv_forwarding():
+    from dlmbench.cli import _lm_eval_argv
+
+    assert _lm_eval_argv(["lm-eval", "--model", "dlmbench", "--specs", "x"]) == ([], ["--model", "dlmbench", "--specs", "x"])
+    assert _lm_eval_argv(["--specs", "a", "--specs=b", "lm-eval", "ls", "tasks"]) == (["a", "b"], ["ls", "tasks"])
+    assert _lm_eval_argv(["run", "--model", "m"]) is None and _lm_eval_argv([]) is None
+
+
+def test_lm_eval_command_checks_specs_folders_first(tmp_path, capsys):
+    from dlmbench.cli import main
+
+    assert main(["--specs", str(tmp_path / "nowhere"), "lm-eval", "--model", "dlmbench", "--tasks", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: specs folder") and "(from --specs)" in err[0]
+
+
+def test_plain_lm_eval_needs_the_bridge_imported():
+    """lm-eval 0.4.13 resolves ``--model`` only in its own registry (no entry points, no plugin hook): in a
+    fresh interpreter ``dlmbench`` is unknown until :mod:`dlmbench.lmeval_bridge` is imported. This is why
+    the command line is ``dlmbench lm-eval`` (or ``python -m dlmbench.lmeval_bridge``), not ``lm_eval``."""
+    code = (
+        "from lm_eval.api.registry import get_model\n"
+        "try:\n    get_model('dlmbench'); print('found')\nexcept ValueError:\n    print('unknown')\n"
+        "import dlmbench.lmeval_bridge as b\nprint(get_model('dlmbench') is b.DlmbenchLM)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["unknown", "True"]
+
+
+def _env() -> dict:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    return env
+
+
+@pytest.mark.slow
+def test_dlmbench_lm_eval_command_end_to_end(tiny_gpt2, tiny_gpt2_card, local_task, tmp_path):
+    """``dlmbench --specs DIR lm-eval --model dlmbench ...`` in a subprocess (lm-eval's own CLI, legacy form
+    without ``run``): the log-likelihoods and greedy flags lm-eval logs per document, and its acc/acc_norm,
+    equal the direct computation and the ``lmeval`` task path on the same model and seed."""
+    folder, _ = local_task
+    _, specs = tiny_gpt2_card
+    out_dir = tmp_path / "lm_eval_out"
+    cmd = [sys.executable, "-m", "dlmbench.cli", "--specs", str(specs), "lm-eval",
+           "--model", "dlmbench", "--model_args", "model=tiny-lmeval-gpt2,seed=3", "--device", "cpu",
+           "--tasks", "tiny_mc", "--include_path", str(folder), "--output_path", str(out_dir), "--log_samples"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env(), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [results_file] = list(out_dir.rglob("results_*.json"))
+    [samples_file] = list(out_dir.rglob("samples_tiny_mc_*.jsonl"))
+    results = json.loads(results_file.read_text())
+    records = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda d: d["doc_id"])
+    assert [d["doc_id"] for d in records] == list(range(len(DOCS)))
+
+    per_doc, acc, acc_norm = _direct(tiny_gpt2, 3, DOCS)
+    for rec in records:
+        got = [(float(ll), str(g) == "True") for ll, g in rec["filtered_resps"]]
+        np.testing.assert_allclose([g[0] for g in got], per_doc[rec["doc_id"]], rtol=1e-9, atol=1e-9)
+        # greedy=auto on the command line checks greedy decoding for every request
+        d = DOCS[rec["doc_id"]]
+        ctx = PROMPT.format(q=d["question"])
+        reqs = [ScoreRequest(*encode_request(tiny_gpt2.tokenizer, ctx, " " + c), 0) for c in d["choices"]]
+        assert [g[1] for g in got] == [bool(m) for m in tiny_gpt2.greedy_match(reqs).matches]
+    res = results["results"]["tiny_mc"]
+    assert res["acc,none"] == pytest.approx(acc, abs=1e-12) and res["acc_norm,none"] == pytest.approx(acc_norm, abs=1e-12)
+    # the same numbers as our own task path
+    ours = {m.metric: m for m in run_lmeval(tiny_gpt2, _card(folder), seed=3, limit=None).metrics}
+    assert res["acc,none"] == ours["acc"].value and res["acc_norm,none"] == ours["acc_norm"].value
+    assert res["acc_stderr,none"] == pytest.approx(ours["acc"].stderr, abs=1e-12)
+    cfg = results["config"]
+    assert cfg["model"] == "dlmbench" and cfg["dlmbench_bound"] == "exact" and cfg["family"] == "ar"
+
+
 def test_lmeval_task_ar_matches_direct_computation(tiny_gpt2, local_task):
     folder, _ = local_task
     out = run_lmeval(tiny_gpt2, _card(folder), seed=3, limit=None)
@@ -248,3 +337,112 @@ def test_stock_card_runs_on_a_local_copy(tiny_gpt2, tmp_path):
     assert rows["acc"].value == pytest.approx(np.mean(correct)) and rows["acc_norm"].value == pytest.approx(np.mean(correct_norm))
     assert rows["acc"].n == 3 and out.split == "test" and out.dataset == f"local:{data.resolve()}"
     assert out.settings["num_fewshot"] == {"arc_easy": 0} and out.settings["lm_eval_tasks"] == ["arc_easy"]
+
+
+# -- generate_until --------------------------------------------------------------------------------
+def test_cut_generation_stops_at_eos_then_at_the_earliest_stop_string(tiny_gpt2):
+    from dlmbench.lmeval_bridge import cut_generation
+
+    tok = tiny_gpt2.tokenizer
+    assert tok.eos_id == 0
+    ids = tok.encode("hello world, this") + [tok.eos_id] + tok.encode(" the lazy dog")
+    assert tok.decode(ids) == "hello world, this the lazy dog"  # what a plain decode would return
+    assert cut_generation(tok, ids, []) == "hello world, this"
+    assert cut_generation(tok, ids, ["lazy"]) == "hello world, this"  # after the end of text: never reached
+    assert cut_generation(tok, ids, [", t", "o w"]) == "hell"  # the earliest of the stop strings
+    assert cut_generation(tok, ids, ["", "zzz"]) == "hello world, this"
+
+
+@pytest.fixture(scope="module")
+def byte_llada(tmp_path_factory):
+    """A random tiny LLaDA whose output head only favours lower-case letters and the space (in the tiny
+    byte-level tokenizer, ids 64..89 are 'a'..'z' and 220 is 'Ġ', a space), so its generations are readable
+    text; a second card with ``gen_length``."""
+    from dlmbench.adapters.backbones.llada_tiny import (
+        random_state_dict, save_llada_checkpoint, tiny_llada_config, write_tiny_tokenizer,
+    )
+    from dlmbench.adapters.llada import load_llada
+
+    config = tiny_llada_config()
+    sd = random_state_dict(config, seed=4)
+    keep = torch.zeros(sd["model.transformer.ff_out.weight"].shape[0], dtype=torch.bool)
+    keep[64:90] = keep[220] = True
+    sd["model.transformer.ff_out.weight"][~keep] = 0.0
+    sd["model.transformer.ff_out.weight"][keep] *= 8.0  # so that temperature-1 samples are mostly text too
+    folder = save_llada_checkpoint(sd, config, tmp_path_factory.mktemp("byte_llada") / "llada")
+    write_tiny_tokenizer(folder)
+    card = {"name": "byte-llada", "family": "llada", "checkpoint": {"local": str(folder)}, "max_length": 64,
+            "settings": {"steps": 8, "block_length": 8, "batch_size": 4}}
+    fixed = {**card, "settings": {**card["settings"], "gen_length": 8}}
+    return load_llada(ModelSpec.from_dict(card)), load_llada(ModelSpec.from_dict(fixed))
+
+
+def _expected_generation(model, context, gen_kwargs, seed, length, until, **sampler):
+    """The model's own sample for the request's seed, cut by hand: at the end-of-text token, then at the
+    first stop string."""
+    from dlmbench.lmeval_bridge import generate_seed
+
+    s = model.sample(1, length, prefix=model.tokenizer.encode(context), seed=generate_seed(seed, context, gen_kwargs), **sampler)
+    ids = list(s.tokens[0])
+    assert len(ids) == length
+    eos = model.tokenizer.eos_id
+    if eos in ids:
+        ids = ids[: ids.index(eos)]
+    text = model.tokenizer.decode(ids)
+    for stop in until:
+        text = text.split(stop)[0]
+    return text
+
+
+def _generate(bridge, context, gen_kwargs):
+    from lm_eval.api.instance import Instance
+
+    [out] = bridge.generate_until([Instance("generate_until", {}, (context, gen_kwargs), 0)])
+    assert isinstance(out, str)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["llada", "mdlm"])
+def test_generate_until_diffusion(family, byte_llada, tmp_path):
+    if family == "llada":
+        model = byte_llada[0]
+    else:
+        from tiny_dit import make_tiny
+
+        from dlmbench.adapters import load_model
+
+        model = load_model(ModelSpec.from_dict(make_tiny(tmp_path, "mdlm", max_length=48, seed=2, steps=16)["card"]))
+    bridge = DlmbenchLM(model, seed=5)
+    ctx = "the quick brown"
+    greedy = _generate(bridge, ctx, {"until": [], "max_gen_toks": 16})
+    assert greedy == _expected_generation(model, ctx, {"max_gen_toks": 16}, 5, 16, [], temperature=0.0)
+    assert bridge.score_info["generate.length"] == 16 and bridge.score_info["generate.length_from"] == "max_gen_toks"
+    # do_sample with a temperature: the family's sampler at that temperature, seeded per request
+    kw = {"until": [], "max_gen_toks": 16, "do_sample": True, "temperature": 1.0}
+    hot = _generate(bridge, ctx, kw)
+    assert hot == _expected_generation(model, ctx, kw, 5, 16, [], temperature=1.0)
+    assert bridge.score_info["sampler.temperature"] == 1.0 and len(hot) >= 8, hot  # the model's text
+    # a stop string from the middle of that text, first occurring there: the same sample (the stop strings
+    # do not change the seed), cut just before it
+    p = next((p for p in range(len(hot) // 2, 0, -1) if hot.find(hot[p : p + 2]) == p), None)
+    assert p is not None, hot
+    stop = hot[p : p + 2]
+    cut = _generate(bridge, ctx, {**kw, "until": ["never-there", stop]})
+    assert cut == hot[:p] and stop not in cut and 0 < len(cut) < len(hot)
+
+
+def test_generate_until_llada_block_lengths(byte_llada):
+    from dlmbench.errors import BadSpec
+
+    model, fixed = byte_llada
+    ctx = "hello world"
+    # max_gen_toks must fit LLaDA's blocks: a one-line error, not the sampler's ValueError (a request shorter
+    # than one block is one block: LLaDA with block_length = gen_length)
+    with pytest.raises(BadSpec, match="not a multiple of block_length 8"):
+        _generate(DlmbenchLM(model, seed=0), ctx, {"until": [], "max_gen_toks": 12})
+    # a card with gen_length generates that many tokens whatever max_gen_toks says (LLaDA's own harness)
+    bridge = DlmbenchLM(fixed, seed=0)
+    got = _generate(bridge, ctx, {"until": [], "max_gen_toks": 6})
+    assert got == _expected_generation(fixed, ctx, {"max_gen_toks": 6}, 0, 8, [], temperature=0.0)
+    assert bridge.score_info["generate.length"] == 8 and bridge.score_info["generate.length_from"] == "gen_length"

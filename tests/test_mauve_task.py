@@ -83,6 +83,32 @@ def _task(tmp_path, featurizer_card, **settings) -> TaskSpec:
     })
 
 
+def _check_against_package(out, generator, featurizer, task, seed, n):
+    """The model texts are the generator's own seeded samples, and the MAUVE row is the mauve-text package's
+    ``compute_mauve`` (its defaults: auto buckets, k-means seed 25) on features from the package's own
+    featurizer of the logged texts."""
+    from mauve import compute_mauve
+    from mauve.utils import featurize_tokens_from_model
+
+    from dlmbench.seeding import request_seed
+
+    model_ex = sorted((e for e in out.examples if e["kind"] == "model"), key=lambda e: e["index"])
+    ref = generator.sample(n, task.settings["length"], seed=request_seed(seed, task.name, "samples"), **dict(task.settings.get("sampler") or {}))
+    assert [e["tokens"] for e in model_ex] == [list(t) for t in ref.tokens] and [e["text"] for e in model_ex] == ref.texts
+
+    def feats(kind):
+        texts = [e["text"] for e in out.examples if e["kind"] == kind and e["featurized"]]
+        toks = [torch.tensor([featurizer.tokenizer.encode(t)]) for t in texts]
+        return featurize_tokens_from_model(featurizer.model, toks, batch_size=2).numpy()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = compute_mauve(p_features=feats("reference"), q_features=feats("model"), verbose=False)
+    rows = {r.metric: r for r in out.metrics}
+    assert rows["mauve"].value == pytest.approx(want.mauve, abs=1e-6)
+    assert rows["frontier_integral"].value == pytest.approx(want.frontier_integral, abs=1e-6)
+
+
 def test_mauve_task_end_to_end_ar(tiny, tmp_path):
     model, card = tiny
     task = _task(tmp_path, card, sampler={"temperature": 1.0})
@@ -95,6 +121,7 @@ def test_mauve_task_end_to_end_ar(tiny, tmp_path):
     assert s["featurizer"] == card and s["n_samples"] == 6 and s["n_reference"] == 6
     assert s["num_buckets"] == 2 and s["kmeans_seed"] == 25 and s["sampling_seed"] == 0 and s["mauve_text_version"]
     assert sum(e["kind"] == "model" for e in out.examples) == 6
+    _check_against_package(out, model, model, task, 0, 6)
     # the same seed gives the same number
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -125,3 +152,4 @@ def test_mauve_task_diffusion_generator(tiny, tmp_path):
     rows = {r.metric: r for r in out.metrics}
     assert 0.0 <= rows["mauve"].value <= 1.0 and rows["few_samples_flag"].value == 1.0
     assert out.settings["sampler.sampler"].startswith("llada") and out.settings["n_samples"] == 4
+    _check_against_package(out, llada, tiny[0], _task(tmp_path, card), 1, 4)

@@ -140,6 +140,8 @@ class LLaDAModel(DiffusionLM):
         st = {**self.settings, **settings}
         steps = int(steps or st["steps"])
         prompt = list(prefix or [])
+        if length < 1:
+            raise BadSpec(f"LLaDA sampling: length must be at least 1, not {length}")
         block = min(int(st["block_length"] or length), length)  # a request shorter than one block is one block
         if length % block:
             raise BadSpec(f"LLaDA sampling: length {length} is not a multiple of block_length {block}; set block_length to a divisor of {length}")
