@@ -19,6 +19,7 @@ from .errors import BadSpec
 from .provenance import device_description, git_commit, now_iso, package_versions
 from .registry import Registry
 from .specs import ModelSpec, RunSpec, TaskSpec, split_overrides
+from .tasks.registry import attach_model_cards
 from .store import MetricRow, RunRecord, read_run, run_folder, write_run
 
 # versions that change numbers are part of the cache key
@@ -40,6 +41,7 @@ def resolve(
     mspec: ModelSpec = reg.model(model)
     tspec: TaskSpec = reg.task(task)
     mspec, tspec = split_overrides(mspec, tspec, settings or {})
+    tspec = attach_model_cards(tspec, reg)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise BadSpec(f"--limit must be a positive integer, not {limit!r}")
     if not isinstance(seed, int):

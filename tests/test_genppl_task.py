@@ -136,3 +136,26 @@ def test_genppl_diffusion_generator(evaluator, tmp_path):
     assert out.settings["sampler.sampler"] and out.settings["sampler.temperature"] == 1.0
     with pytest.raises(BadSpec, match="same tokenizer"):
         run_genppl(gen, _task(tmp_path, card, convention="sedd"), seed=7, limit=None)
+
+
+def test_eval_model_from_a_specs_folder_and_typos_fail_before_any_work(tmp_path):
+    """The evaluator card is resolved with the run's registry (``--specs`` folders included) and travels in
+    the task spec; a misspelt evaluator is a did-you-mean error at resolve time, not after sampling."""
+    from tiny_zoo import make_zoo
+
+    from dlmbench import api
+    from dlmbench.errors import UnknownName
+    from dlmbench.registry import Registry
+
+    specs = make_zoo(tmp_path / "zoo", llada=False)
+    card = {"name": "tiny-genppl", "type": "genppl", "dataset": {"source": "local", "path": str(tmp_path / "zoo" / "docs.jsonl"), "field": "text"},
+            "settings": {"n_samples": 2, "length": 8, "eval_model": "tiny-gpt2"}}
+    (specs / "tasks" / "tiny-genppl.yaml").write_text(yaml.safe_dump(card))
+    with pytest.raises(UnknownName, match="did you mean 'tiny-gpt2'"):
+        api.resolve("tiny-gpt2", "tiny-genppl", settings={"eval_model": "tiny-gtp2"}, specs=[specs])
+    assert "tiny-gpt2" not in Registry.default().models  # only the specs folder knows it
+    run = api.resolve("tiny-gpt2", "tiny-genppl", specs=[specs])
+    assert run.task.settings["eval_model_card"]["name"] == "tiny-gpt2"
+    rec = api.execute(run, out=tmp_path / "results")
+    rows = {r.metric: r for r in rec.rows}
+    assert rows["gen_ppl"].value > 1 and rows["gen_ppl"].settings["eval_model"] == "tiny-gpt2"

@@ -44,6 +44,11 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     # where the tokenizer files sit on this machine (an absolute path for local cards); which model and
     # checkpoint produced the row is matched through the model key and the checkpoint column instead
     "tokenizer",
+    # the same for the evaluator / featurizer card resolved into a genppl / mauve task (its name is compared)
+    "task_settings.eval_model_card.checkpoint",
+    "task_settings.eval_model_card.tokenizer",
+    "task_settings.featurizer_card.checkpoint",
+    "task_settings.featurizer_card.tokenizer",
 )
 #: any settings key whose last part ends like this is a timing
 TIMING_SUFFIXES: tuple[str, ...] = ("_s", "_sec", "_seconds", "seconds", "duration")

@@ -83,7 +83,7 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
     from .. import metrics
     from ..adapters import load_model
     from ..data.sources import load_texts
-    from ..registry import Registry
+    from .registry import model_card_setting
 
     st = {**task.settings}
     n = int(limit or st.get("n_samples", 16))
@@ -99,7 +99,7 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
     samples = [list(s) for s in out.tokens]
 
     eval_name = str(st.get("eval_model", "gpt2-large"))
-    eval_spec = Registry.default().model(eval_name)
+    eval_spec = model_card_setting(st, "eval_model", "gpt2-large")
     if eval_spec.family != "ar":
         raise BadSpec(f"gen-PPL eval_model must be an autoregressive model card, {eval_name} is {eval_spec.family}")
     evaluator = load_model(eval_spec)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,11 +142,11 @@ def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]
     return out
 
 
-def _load_featurizer(name: str, model: LanguageModel) -> tuple[LanguageModel, Any]:
+def _load_featurizer(name: str, model: LanguageModel, settings: Mapping[str, Any] | None = None) -> tuple[LanguageModel, Any]:
     from ..adapters import load_model
-    from ..registry import Registry
+    from .registry import model_card_setting
 
-    spec = Registry.default().model(name)
+    spec = model_card_setting({"featurizer": name, **(settings or {})}, "featurizer", name)
     if spec.family != "ar":
         raise BadSpec(f"the MAUVE featurizer must be an autoregressive model card; {name} is {spec.family}")
     own = getattr(model, "spec", None)
@@ -176,7 +176,7 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         raise DatasetUnavailable(f"task {task.name}: the reference corpus has fewer than {2 * length} tokens")
 
     feat_name = str(st.get("featurizer", "gpt2-large"))
-    featurizer, feat_spec = _load_featurizer(feat_name, model)
+    featurizer, feat_spec = _load_featurizer(feat_name, model, st)
     bs = int(st.get("featurize_batch_size", 8))
     p_feat, p_kept = featurize(featurizer, p_text, max_text_length=max_text_length, batch_size=bs)
     q_feat, q_kept = featurize(featurizer, q_text, max_text_length=max_text_length, batch_size=bs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import UnknownName
@@ -74,6 +74,41 @@ _RUNNERS = {
 # settings every task type accepts: ``regress`` holds per-metric tolerances for ``dlmbench regress``
 # (docs/regress.md); it never changes what the task computes.
 COMMON_TASK_SETTINGS: dict[str, Any] = {"regress": None}
+
+# settings that name another model card (the gen-PPL evaluator, the MAUVE featurizer): resolved with the run's
+# own registry when the run is resolved (so ``--specs`` folders count, a typo fails before any work, and the
+# card travels with the job to other processes and machines), stored as ``<setting>_card``
+MODEL_CARD_SETTINGS: dict[str, tuple[str, ...]] = {"genppl": ("eval_model",), "mauve": ("featurizer",)}
+
+
+def attach_model_cards(task: Any, registry: Any) -> Any:
+    """``task`` with ``<setting>_card`` (the resolved card, without its description) for every model-naming
+    setting of its type."""
+    import dataclasses
+
+    names = MODEL_CARD_SETTINGS.get(task.type, ())
+    if not names:
+        return task
+    extra = {}
+    for key in names:
+        name = task.settings.get(key, TASK_SETTINGS[task.type][key])
+        card = registry.model(str(name)).to_dict()
+        card.pop("description", None)
+        extra[f"{key}_card"] = card
+    return dataclasses.replace(task, settings={**task.settings, **extra})
+
+
+def model_card_setting(settings: Mapping[str, Any], key: str, default: str) -> Any:
+    """The :class:`~dlmbench.specs.ModelSpec` a task setting names: the card resolved with the run
+    (``<key>_card``), else looked up by name in the default registry (a task called directly)."""
+    from ..specs import ModelSpec
+
+    card = settings.get(f"{key}_card")
+    if card:
+        return ModelSpec.from_dict(card)
+    from ..registry import Registry
+
+    return Registry.default().model(str(settings.get(key, default)))
 
 
 def task_setting_names(task_type: str) -> dict[str, Any]:
