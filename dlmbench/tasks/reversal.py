@@ -48,7 +48,11 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
         ctx_ids, tgt_ids = encode_pair(model.tokenizer, rec["prompt"], rec["completion"])
         requests.append(ScoreRequest(tuple(ctx_ids), tuple(tgt_ids), request_seed(seed, task.name, direction, i)))
         out = model.sample(1, max_new, prefix=ctx_ids, seed=request_seed(seed, task.name, direction, "gen", i), **sampler)
-        completions.append(out.texts[0] if out.texts else model.tokenizer.decode(out.tokens[0]))
+        gen = list(out.tokens[0])
+        eos = model.tokenizer.eos_id
+        if eos is not None and eos in gen:  # the answer ends at end-of-text (what follows is not part of it)
+            gen = gen[: gen.index(eos)]
+        completions.append(model.tokenizer.decode(gen))
     scored = model.conditional_nll(requests)
     em = np.array([exact_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
     sub = np.array([substring_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
@@ -65,7 +69,7 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
          "exact_match": bool(e), "substring": bool(s), "logprob": float(lp)}
         for i, (r, c, e, s, lp) in enumerate(zip(records, completions, em, sub, logp))
     ]
-    return rows, examples, {"mc_samples": scored.mc_samples, **scored.settings, "sampler": sampler, "max_new_tokens": max_new}
+    return rows, examples, {"mc_samples": scored.mc_samples, **scored.settings, "sampler": sampler, "max_new_tokens": max_new, "cut_at_eos": True}
 
 
 def run_reversal(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
