@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from tiny_zoo import ByteTokenizer
+
 from dlmbench.adapters.base import SampleResult
 from dlmbench.reasoning import SOURCE_FIELD, TARGET_FIELD
 from dlmbench.reasoning.char_tokenizer import CharTokenizer
@@ -22,22 +24,6 @@ from dlmbench.tasks.reasoning import generated_split, run_reasoning
 CARDS = ("countdown-cd3", "sudoku", "sat5", "planning")
 ALL_CARDS = CARDS + ("countdown-cd4", "countdown-cd5", "sat7", "sat9")
 N = 6
-
-
-class ByteTokenizer:
-    """A text tokenizer (not the character one): one id per byte, EOS = 256."""
-
-    name = "bytes"
-    vocab_size = 257
-    bos_id = None
-    eos_id = 256
-    mask_id = None
-
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids) -> str:
-        return bytes(i for i in ids if i < 256).decode("utf-8")
 
 
 class Oracle:

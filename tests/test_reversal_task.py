@@ -11,23 +11,11 @@ import json
 import numpy as np
 import pytest
 
+from tiny_zoo import ByteTokenizer
+
 from dlmbench.adapters.base import NLLResult, SampleResult
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.reversal import run_reversal
-
-
-class ByteTokenizer:
-    name = "bytes"
-    vocab_size = 257
-    bos_id = None
-    eos_id = 256
-    mask_id = None
-
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids) -> str:
-        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
 
 class Scripted:

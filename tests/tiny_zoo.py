@@ -12,6 +12,22 @@ from pathlib import Path
 import torch
 import yaml
 
+class ByteTokenizer:
+    """A text tokenizer for scripted test models: one id per UTF-8 byte, end-of-text = 256."""
+
+    name = "bytes"
+    vocab_size = 257
+    bos_id = None
+    eos_id = 256
+    mask_id = None
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
 TEXTS = [
     "the quick brown fox",
     "hello world, a test",
