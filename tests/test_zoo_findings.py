@@ -89,13 +89,40 @@ def test_reversal_corpus_is_berglund_train_and_tests_are_separate():
 
 
 @needs_reversal
-def test_reversal_rows_have_no_bos():
+def test_reversal_rows_are_prompt_then_eos_padded_canvas():
+    """No BOS; ``tokens(prompt + completion)`` then EOS up to the prompt + the suite's completion canvas, so a row
+    has the shape of what the reversal task asks a model to fill (its prompt ids, then ``max_new_tokens``)."""
+    import yaml
+
+    from dlmbench.tasks.lambada import encode_pair
+    from dlmbench.zoo.corpus import REVERSAL_CANVAS
+
+    suite = yaml.safe_load((Path(__file__).resolve().parents[1] / "suites" / "zoo-findings-reversal.yaml").read_text())
+    assert {s["max_new_tokens"] for s in suite["task_settings"].values()} == {REVERSAL_CANVAS}
     corpus = load_corpus("reversal")
-    tok, rows, ctx, _ = prepare("ar", corpus, get_config("test", max_len=80))
-    assert ctx.answer_len is None
-    texts = corpus.train[:5]
-    assert corpus_rows(tok, corpus, texts, 80) == [tok.encode(t, add_special_tokens=False).ids[:80] for t in texts]
-    assert all(r[0] != tok.token_to_id(BOS) for r in rows)
+    train = _jsonl(REVERSAL_DIR / "all_prompts_train.jsonl")
+    assert corpus.canvas == REVERSAL_CANVAS and corpus.prompts == tuple(r["prompt"] for r in train)
+    cfg = get_config("reversal")  # its 1024-id BPE: every training prompt fits the context with room to spare
+    max_len = cfg.max_len
+    tok, rows, ctx, _ = prepare("ar", corpus, cfg)
+    assert ctx.answer_len is None and len(rows) == len(train)
+    eos = tok.token_to_id(BOS)
+
+    class Wrap:  # the task's view of the tokenizer (encode without special tokens)
+        encode = staticmethod(lambda text: tok.encode(text, add_special_tokens=False).ids)
+
+    n_padded = 0
+    for rec, row in zip(train, rows):
+        ctx_ids, tgt_ids = encode_pair(Wrap, rec["prompt"], rec["completion"])
+        assert row[0] != eos and len(ctx_ids) < max_len
+        assert len(row) == min(len(ctx_ids) + REVERSAL_CANVAS, max_len)
+        assert row[: len(ctx_ids)] == ctx_ids  # the prompt exactly as the task encodes it
+        body = (tgt_ids + [eos] * REVERSAL_CANVAS)[: len(row) - len(ctx_ids)]
+        assert row[len(ctx_ids):] == body  # the completion, then EOS to the end of the canvas
+        if len(tgt_ids) < REVERSAL_CANVAS and len(row) == len(ctx_ids) + REVERSAL_CANVAS:
+            n_padded += 1
+            assert tok.decode(row) == rec["prompt"] + rec["completion"]  # EOS padding decodes to nothing
+    assert n_padded > len(train) // 2
 
 
 def test_cd3_train_split_excludes_every_test_prompt(cd3):

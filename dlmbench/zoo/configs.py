@@ -59,12 +59,14 @@ class ZooConfig:
 CONFIGS: dict[str, ZooConfig] = {
     "tiny": ZooConfig("tiny", max_steps=1500, save_dtype="bfloat16"),
     # findings 2 and 3 (AR vs MDLM, same network size and training tokens within a pair): narrower and shallower than
-    # tiny (d=128, 3 layers) and smaller batches, so that each model gets ~10 epochs of the reversal set / one of
-    # the cd3 split in ~2-3 min on one CPU thread (OMP_NUM_THREADS=1). reversal: a 1024-id BPE of the Berglund
-    # training set and a context that holds the longest test prompt (44 tokens) + 24 generated tokens; cd3: the
-    # character tokenizer (vocab_size unused), rows of at most 14 prompt + 24 answer characters.
+    # tiny (d=128, 3 layers) and smaller batches. reversal: 2400 steps, ~19 epochs of the EOS-padded Berglund set
+    # (about 9-10 min per model on one CPU thread, OMP_NUM_THREADS=1; at 800 steps, ~8 epochs, the MDLM had not
+    # learned the facts: training loss 2.87 and still falling), a 1024-id BPE of the Berglund training set and a
+    # context that holds the longest test prompt (44 tokens) + the 36-token completion canvas; cd3: one epoch of the
+    # cd3 split in ~4-5 min, the character tokenizer (vocab_size unused), rows of at most 14 prompt + 24 answer
+    # characters.
     "reversal": ZooConfig("reversal", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048, lr=3e-3,
-                          warmup_steps=30, max_steps=800, save_dtype="bfloat16"),
+                          warmup_steps=30, max_steps=2400, save_dtype="bfloat16"),
     "cd3": ZooConfig("cd3", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=3e-3, warmup_steps=30,
                      max_steps=1000, save_dtype="bfloat16"),
     "test": ZooConfig("test", vocab_size=300, d_model=32, n_layers=2, n_heads=2, cond_dim=16, max_len=32,

@@ -8,6 +8,11 @@
               as one text); the test prompts are the ``reversal-*`` tasks (Berglund's separate
               ``*_test.jsonl`` files) and are never read here. Rows carry **no BOS**: the ``reversal-*`` tasks
               prompt a model with ``tokens(prompt)`` only, so the models see at evaluation what they saw in training.
+              A row is ``tokens(prompt + completion)`` padded with EOS to ``len(tokens(prompt)) +``
+              :data:`REVERSAL_CANVAS` (36, the findings suite's ``max_new_tokens``; cut to ``max_len``): the shape
+              of the canvas an MDLM fills at evaluation (the prompt, then 36 masks), as LLaDA's SFT pads answers
+              with EOS. Unpadded rows left the MDLM to fill a 36-token canvas with text that, in training, always
+              ended at the last position. Every position is scored (pads included), for every family.
               Folder: ``$DLMBENCH_REVERSAL_DIR`` or ``/work/shared/data/reversal_curse``.
 ``cd3``       Countdown CD3 (findings of the zoo issue): the **train** split of the reasoning generator
               (:func:`dlmbench.tasks.reasoning.generated_split`, ``data_seed`` 1234 as the ``countdown-cd3`` card:
@@ -46,6 +51,7 @@ CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
 CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
 CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
+REVERSAL_CANVAS = 36  # suites/zoo-findings-reversal.yaml max_new_tokens: the completion canvas of the reversal rows
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Corpus:
     bos: bool = True  # rows start with BOS (kjv, toy) or not (reversal, cd3: the tasks prompt without one)
     tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts) or "char" (char_tokenizer)
     answer_len: int | None = None  # cd3: "prompt=answer" rows; the answer is padded with EOS to this and alone scored
+    canvas: int | None = None  # reversal: rows are tokens(text) padded with EOS to len(tokens(prompt)) + canvas
+    prompts: tuple[str, ...] = ()  # reversal: the prompt part of each training text (aligned with train)
 
     @property
     def n_train_chars(self) -> int:
@@ -93,9 +101,12 @@ def load_corpus(name: str) -> Corpus:
             raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
                                      "to the folder holding all_prompts_train.jsonl")
         with open(path, encoding="utf-8") as f:
-            texts = tuple(d["prompt"] + d["completion"] for d in map(json.loads, filter(str.strip, f)))
+            recs = [json.loads(line) for line in f if line.strip()]
+        texts = tuple(d["prompt"] + d["completion"] for d in recs)
         return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts, prompt + "
-                      "completion as one text, no BOS)", bos=False)
+                      f"completion as one text, no BOS, padded with EOS to the prompt + a {REVERSAL_CANVAS}-token "
+                      "completion canvas, every position scored)", bos=False, canvas=REVERSAL_CANVAS,
+                      prompts=tuple(d["prompt"] for d in recs))
     if name == "cd3":
         return cd3_corpus()
     if name == "toy":
@@ -234,8 +245,32 @@ def encode_rows(tok, texts: Sequence[str], max_len: int, *, bos: bool = True, an
     return [[*pre, *e.ids][:max_len] for e in tok.encode_batch(list(texts), add_special_tokens=False)]
 
 
+def canvas_rows(tok, texts: Sequence[str], prompts: Sequence[str], canvas: int, max_len: int) -> list[list[int]]:
+    """``tokens(text)`` padded with EOS to ``len(tokens(prompt)) + canvas`` tokens, cut to ``max_len``.
+
+    Tokens as the ``reversal`` task encodes a request (lm-eval's split: ``tokens(prompt + completion)``, the
+    prompt being its first ``len(tokens(prompt))`` ids), so a row is the prompt followed by the completion
+    canvas the model fills at evaluation; a completion longer than ``canvas`` is cut (no EOS then).
+    """
+    b = tok.token_to_id(BOS)
+    rows = []
+    for text, prompt in zip(texts, prompts, strict=True):
+        if not text.startswith(prompt):
+            raise BadSpec(f"reversal text {text!r} does not start with its prompt {prompt!r}")
+        n = len(tok.encode(prompt, add_special_tokens=False).ids) + canvas
+        ids = tok.encode(text, add_special_tokens=False).ids[:n]
+        rows.append((ids + [b] * (n - len(ids)))[:max_len])
+    return rows
+
+
 def corpus_rows(tok, corpus: Corpus, texts: Sequence[str], max_len: int) -> list[list[int]]:
-    """:func:`encode_rows` with the corpus's BOS and answer conventions."""
+    """:func:`encode_rows` with the corpus's BOS and answer conventions (:func:`canvas_rows` for a ``canvas``)."""
+    if corpus.canvas is not None:
+        prompt_of = dict(zip(corpus.train, corpus.prompts, strict=True))
+        missing = [t for t in texts if t not in prompt_of]
+        if missing:
+            raise BadSpec(f"corpus {corpus.name}: no prompt known for {missing[0]!r}")
+        return canvas_rows(tok, texts, [prompt_of[t] for t in texts], corpus.canvas, max_len)
     return encode_rows(tok, texts, max_len, bos=corpus.bos, answer_len=corpus.answer_len)
 
 

@@ -253,6 +253,9 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
         "tokens_per_s": round(res.tokens_per_s, 1),
         "stopped_by": res.stopped_by,
         "final_train_loss": round(float(np.mean(tail)), 4),
+        # the training curve: mean loss of each block of ~1/20 of the steps, as [last step of the block, mean]
+        "loss_curve": [[min(i + block, len(res.losses)), round(float(np.mean(res.losses[i : i + block])), 4)]
+                       for block in [max(1, len(res.losses) // 20)] for i in range(0, len(res.losses), block)],
         "loss": {"ar": "cross-entropy", "mdlm": "MDLM NELBO (SUBS, antithetic t, log-linear)",
                  "sedd": "SEDD score entropy (absorbing, scale_by_sigma, iid t, log-linear)",
                  "llada": "LLaDA bound (l ~ U{1..T}, weight T/l)"}[res.family],
