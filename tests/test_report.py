@@ -98,3 +98,17 @@ def test_bound_markers_point_the_right_way():
     assert format_value(31.2, 0.9, "upper", higher_is_better=False) == "≤ 31.2 ± 0.9"
     assert format_value(-15.1, 0.5, "upper", higher_is_better=True) == "≥ -15.1 ± 0.5"
     assert format_value(0.45, 0.02, "exact", higher_is_better=True) == "0.45 ± 0.02"
+
+
+def test_settings_column_shows_the_task_sampler_over_the_card_default(tmp_path):
+    """A reasoning run decodes greedily (task ``sampler: {temperature: 0}``) with a card whose default is 1.0:
+    the leaderboard must show the temperature actually used."""
+    from dlmbench.report.leaderboard import markdown
+
+    root = tmp_path / "results"
+    settings = {"temperature": 1.0, "steps": 128, "sampler": {"temperature": 0}, "task_settings": {"sampler": {"temperature": 0}}}
+    rows = [_row("r1", "tiny-mdlm", "mdlm", "countdown-cd3", "strict_acc", 0.5, 0.05, "exact", settings, hib=True)]
+    write_run(run_folder(root, "tiny-mdlm", "countdown-cd3", "r1"), {}, rows)
+    md = markdown(load_table(root))
+    line = next(l for l in md.splitlines() if l.startswith("| tiny-mdlm"))
+    assert "temperature=0" in line and "temperature=1.0" not in line and "steps=128" in line

@@ -42,9 +42,23 @@ def _latest(df):
     if df.empty:
         return df
     df = df.copy()
-    df["_settings_key"] = df["settings"].map(lambda s: json.dumps({k: v for k, v in (s or {}).items() if k not in _SKIP_SETTING_KEYS and not isinstance(v, (dict, list))}, sort_keys=True, default=str))
+    df["_settings_key"] = df["settings"].map(lambda s: json.dumps(_flat_settings(s), sort_keys=True, default=str))
     df = df.sort_values("started_at")
     return df.drop_duplicates(["model", "task", "metric", "_settings_key", "seed"], keep="last")
+
+
+def _flat_settings(settings: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """Scalar settings with nested mappings as dotted keys (``{"sampler": {"temperature": 0}}`` →
+    ``sampler.temperature``); bookkeeping keys and lists left out."""
+    out: dict[str, Any] = {}
+    for k, v in (settings or {}).items():
+        if not prefix and k in _SKIP_SETTING_KEYS:
+            continue
+        if isinstance(v, dict):
+            out.update(_flat_settings(v, f"{prefix}{k}."))
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def task_tables(df) -> dict[str, list[dict[str, Any]]]:
@@ -76,9 +90,16 @@ def _nan_none(v):
 
 
 def _short_settings(skey: str) -> str:
+    """The settings a reader needs to compare rows; a task's own sampler settings (``sampler.KEY``, e.g. the
+    reasoning tasks' greedy decoding) take precedence over the model card's defaults of the same name."""
     s = json.loads(skey)
-    keep = {k: v for k, v in s.items() if k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "greedy_method", "top_p", "temperature")}
-    return ", ".join(f"{k}={v}" for k, v in keep.items())
+    keep = {}
+    for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "greedy_method", "top_p", "temperature"):
+        if f"sampler.{k}" in s and k != "sampler":
+            keep[k] = s[f"sampler.{k}"]
+        elif k in s:
+            keep[k] = s[k]
+    return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
 
 
 def _metrics_of(rows: list[dict[str, Any]]) -> list[str]:
