@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -126,6 +127,24 @@ def test_checkpoint_gives_the_in_memory_logits(family, trained, tok, corpus):
             x_t[:, 2:4] = res.ctx.mask_id
             sigma = torch.full((x.shape[0],), 0.7)
             want, got = res.net(x_t, sigma), net(x_t, sigma)
+        elif family == "plaid":
+            # the real loading path: load_plaid reads the four released files (and the tokenizer) of the folder
+            from dlmbench.adapters.plaid import load_plaid
+            from dlmbench.specs import ModelSpec
+
+            spec = ModelSpec.from_dict({"name": "zoo-plaid-test", "family": "plaid", "checkpoint": {"local": str(folder)},
+                                        "tokenizer": {"local": str(folder / "tokenizer")}, "max_length": CFG.max_len})
+            assert sorted(p.name for p in folder.glob("*.pt")) == ["embedding_matrix.pt", "gamma_bounds.pt", "model.pt",
+                                                                   "noise_schedule.pt"]
+            net = load_plaid(spec).net
+            assert net.config.embed_dim == CFG.embed_dim and net.config.vocab_size == tok.get_vocab_size()
+            t = torch.linspace(0, 1, 9, dtype=torch.float64)
+            torch.testing.assert_close(net.gamma(t), res.net.gamma(t), rtol=0, atol=0)
+            torch.testing.assert_close(net.gamma_prime(t), res.net.gamma_prime(t), rtol=0, atol=0)
+            z = torch.randn(x.shape[0], x.shape[1], CFG.embed_dim, generator=torch.Generator().manual_seed(0))
+            gamma = net.gamma(torch.full((x.shape[0],), 0.3, dtype=torch.float64))
+            x_sc = torch.rand(z.shape, generator=torch.Generator().manual_seed(1))
+            want, got = res.net.denoise(z, gamma, x_sc)[0], net.denoise(z, gamma, x_sc)[0]
         else:
             from dlmbench.adapters.backbones.llada_loading import load_llada_backbone
 
@@ -169,7 +188,7 @@ def test_ar_card_loads_through_load_model(tmp_path, corpus, tok):
     assert got.bound == "exact"
 
 
-@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada"])
+@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid"])
 def test_diffusion_card_loads_through_load_model(family, tmp_path, tok):
     """The family's zoo card loads through its adapter and gives a finite bound."""
     from dlmbench.adapters import load_model
@@ -244,3 +263,46 @@ def test_bfloat16_checkpoint_is_the_rounded_network(trained, corpus, tmp_path):
     x = _x(res.tokenizer, corpus)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, torch.zeros(x.shape[0])), net(x, torch.zeros(x.shape[0])), rtol=1e-5, atol=1e-5)
+
+
+def test_plaid_training_loss_is_the_estimators_bound_on_the_same_draws(corpus, tok, trained):
+    """Plaid's training loss, row by row, against the VLB terms of ``dlmbench.estimators.plaid`` on the same draws:
+    a self-conditioned row's value is ``vlb_draw`` (two passes, reconstruction / p or diffusion / (1 - p), prior);
+    any other row is the same with one pass and ``x_sc = 0``. The trained fixture's loss is finite and fell."""
+    from dlmbench.estimators.plaid import noised_latent, prior_kl, reconstruction_nll, diffusion_integrand, vlb_draw
+    from dlmbench.zoo.train import plaid_loss, plaid_training_draws, scored_tokens
+
+    res, _ = trained["plaid"]
+    assert np.isfinite(res.losses).all() and np.mean(res.losses[-5:]) < np.mean(res.losses[:5])
+    net = res.net
+    x = _x(res.tokenizer, corpus, n=16)
+    ctx = dataclasses.replace(res.ctx, state={"step": 10**6})  # past the output-prior warm-up; reconst_bs = 1
+    score = torch.ones_like(x, dtype=torch.bool)  # Plaid rows have no BOS: every position is scored
+    assert scored_tokens(x, ctx) == x.numel()
+    net.train()
+    try:
+        values = plaid_loss(net, x, torch.Generator().manual_seed(7), ctx).detach()
+    finally:
+        net.eval()
+    draws = plaid_training_draws(x.shape[0], x.shape[1], CFG.embed_dim, 1, torch.Generator().manual_seed(7))
+    assert int(draws.is_reconst.sum()) == 1 and draws.reconst_prob == 1 / x.shape[0]
+    sc = draws.selfcond
+    assert 0 < int(sc.sum()) < x.shape[0]
+    with torch.no_grad():
+        want = vlb_draw(net, x[sc], score[sc], draws.is_reconst[sc], draws.t[sc], draws.eps[sc], draws.reconst_prob)
+        torch.testing.assert_close(values[sc], want, rtol=1e-6, atol=1e-6)
+        # the other rows: one pass without self-conditioning, written out from the terms
+        n = ~sc
+        emb = net.embeddings()
+        x_embed = emb[x[n]].double()
+        g0, g1 = net.gamma_bounds()
+        t = draws.t[n]
+        gamma = torch.where(draws.is_reconst[n], g0, net.gamma(t))
+        z = noised_latent(x_embed, gamma, draws.eps[n]).float()
+        logits, x_hat = net.denoise(z, gamma, torch.zeros_like(z))
+        p = draws.reconst_prob
+        other = prior_kl(x_embed, g1).sum(-1) + torch.where(
+            draws.is_reconst[n], reconstruction_nll(logits, x[n]).sum(-1) / p,
+            diffusion_integrand(x_embed, x_hat, gamma, net.gamma_prime(t)).sum(-1) / (1 - p))
+        torch.testing.assert_close(values[n], other, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(values.numpy()).all()

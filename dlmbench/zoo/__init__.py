@@ -11,4 +11,4 @@ CLI: ``dlmbench zoo list | train FAMILY --corpus kjv --config tiny | build``.
 
 from __future__ import annotations
 
-FAMILIES = ("ar", "mdlm", "sedd", "llada")
+FAMILIES = ("ar", "mdlm", "sedd", "llada", "plaid")

@@ -40,12 +40,13 @@ class ZooEntry:
         return f"zoo-{self.name}"
 
 
-# build order: AR and MDLM first (the issue's priority), then SEDD, then the LLaDA-style model
+# build order: AR and MDLM first (the issue's priority), then SEDD, the LLaDA-style model and Plaid
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("ar", "kjv"),
     ZooEntry("mdlm", "kjv"),
     ZooEntry("sedd", "kjv"),
     ZooEntry("llada", "kjv"),
+    ZooEntry("plaid", "kjv", "tiny-plaid"),
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),
@@ -60,6 +61,9 @@ _FAMILY_TEXT = {
     "llada": ("LLaDA-style bidirectional LLaMA (RMSNorm, SwiGLU, rotary), trained with LLaDA's masked bound; its "
               "special ids are those of its own BPE (<|endoftext|> 0 as BOS/EOS, <|mdm_mask|> = last id, also in "
               "config.json mask_token_id), not the 8B tokenizer's 126080/126081/126336"),
+    "plaid": ("Plaid (continuous diffusion over unit-norm token embeddings, learned noise schedule and gamma bounds, "
+              "self-conditioning; saved as the four state dicts of the plaid1b release), trained with Plaid's own loss; "
+              "no BOS: its rows are the verse's tokens, all scored, as the kjv task scores Plaid"),
 }
 
 
@@ -70,6 +74,7 @@ CARD_SETTINGS: dict[str, dict[str, Any]] = {
     "mdlm": {"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     "sedd": {"batch_size": 16, "mc_samples": 32, "time_sampling": "iid", "sampling_eps": 0.001, "steps": 128},
     "llada": {"batch_size": 16, "mc_samples": 32, "steps": 128},
+    "plaid": {"batch_size": 16, "mc_samples": 32, "sampling_steps": 256, "greedy_steps": 64},
 }
 
 
@@ -85,7 +90,8 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
     description = (
         f"dlmbench reference zoo: {_FAMILY_TEXT[entry.family]}. {info['n_params']:,} parameters "
         f"(d={cfg['d_model']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, context {cfg['max_len']}, "
-        f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
+        + (f"{cfg['embed_dim']}-dim token embeddings, " if entry.family == "plaid" else "")
+        + f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
         f"Data: {info['corpus_description']}. "
         f"Trained {info['steps']} steps ({info['tokens_trained']:,} tokens, {info['epochs']} epochs, batches of "
         f"~{cfg['batch_tokens']} tokens, AdamW lr {cfg['lr']}), seed {info['seed']}, in {info['train_seconds']} s "

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("family", choices=FAMILIES)
     tr.add_argument("--corpus", default="kjv", choices=CORPORA, help="training corpus (default kjv)")
     common(tr)
-    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style on KJV; AR and MDLM on reversal "
+    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style, Plaid on KJV; AR and MDLM on reversal "
                                       "and cd3) and write the cards")
     bd.add_argument("names", nargs="*", metavar="NAME", help="only these (e.g. ar-kjv, mdlm); default all")
     common(bd)

@@ -9,7 +9,11 @@ For a batch ``x [B, L]`` of equal-length rows ``[BOS, w_1 .. w_{L-1}]`` (BOS is 
 * ``sedd``  the score-entropy (DWDSE) integrand :func:`~dlmbench.estimators.score_entropy.sedd_bound`
             on the absorbing graph with SEDD's ``scale_by_sigma`` log score, ``t`` i.i.d. (SEDD's loss);
 * ``llada`` LLaDA's bound :func:`~dlmbench.estimators.masked.llada_bound`: ``l ~ U{1..T}`` tokens masked,
-            masked cross-entropy weighted by ``T / l``.
+            masked cross-entropy weighted by ``T / l``;
+* ``plaid`` Plaid's training loss (``igul222/plaid train.py``), built from the VLB terms of
+            :mod:`dlmbench.estimators.plaid`; see :func:`plaid_loss`. Plaid has no BOS (its tokenizer marks
+            document ends only; the ``kjv`` task scores it with an empty context), so its rows are
+            ``tokens(text)`` and every position is scored.
 
 Rows without BOS (``reversal``, ``cd3``) leave their first token unscored in the same way. For a corpus with
 ``answer_len`` (``cd3``) only the last ``answer_len`` positions of a row are scored (and, for the diffusion
@@ -53,6 +57,10 @@ class LossContext:
     mask_id: int | None
     sampling_eps: float = 1e-3
     answer_len: int | None = None  # score only the last answer_len positions of a row (cd3)
+    score_first: bool = False  # rows carry no BOS and their first token is scored too (plaid)
+    bias_warmup_steps: int = 0  # plaid: steps over which the output-prior term is ramped in
+    # per-run mutable state: the trainer sets "step"; plaid keeps its loss EMAs here
+    state: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def schedule(self):
@@ -63,7 +71,8 @@ class LossContext:
 
 def _score_mask(x: torch.Tensor, ctx: LossContext | None = None) -> torch.Tensor:
     m = torch.ones_like(x, dtype=torch.bool)
-    m[:, 0] = False  # BOS (or the first token) stays clean and unscored
+    if ctx is None or not ctx.score_first:
+        m[:, 0] = False  # BOS (or the first token) stays clean and unscored
     if ctx is not None and ctx.answer_len:
         m[:, : x.shape[1] - ctx.answer_len] = False  # the prompt stays clean and unscored
     return m
@@ -71,6 +80,8 @@ def _score_mask(x: torch.Tensor, ctx: LossContext | None = None) -> torch.Tensor
 
 def scored_tokens(x: torch.Tensor, ctx: LossContext) -> int:
     """Number of scored positions in a batch (the denominator of the per-token loss)."""
+    if ctx.score_first and not ctx.answer_len:
+        return x.numel()
     return x.shape[0] * (min(ctx.answer_len, x.shape[1] - 1) if ctx.answer_len else x.shape[1] - 1)
 
 
@@ -120,9 +131,183 @@ def llada_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCon
     return llada_bound(denoiser, x, score, num_masked, g, mask_id=ctx.mask_id)
 
 
+# --------------------------------------------------------------------------------------------------
+# Plaid: its training loss (igul222/plaid train.py: forward in train mode)
+
+PLAID_AUX_LR = 1e-2  # train.py learning_rates of noise_schedule, gamma_bounds, embedding_matrix (model: --lr)
+PLAID_GAMMA_BOUNDS_DECAY = 1e-3  # train.py weight_decays["gamma_bounds"] (absolute: divided by the lr there)
+PLAID_SELFCOND_EVERY = 4  # train.py: self-conditioning on rows offset::4, offset ~ U{0..3}
+PLAID_RECONST_BS_EMA = 0.997  # train.py reconst_bs_ema
+
+
+@dataclass(frozen=True)
+class PlaidDraws:
+    """The randomness of one Plaid training batch (``train.py``): which rows are reconstruction rows (at
+    ``t = 0``), the diffusion rows' times (low-discrepancy: ``(k + u) / n`` for ``k < n``), which rows are
+    self-conditioned, and the Gaussian noise ``ε``. ``reconst_prob`` = the fraction of reconstruction rows."""
+
+    is_reconst: torch.Tensor  # bool [B]
+    t: torch.Tensor  # float64 [B], 0 on reconstruction rows
+    selfcond: torch.Tensor  # bool [B]
+    eps: torch.Tensor  # float64 [B, L, d_e]
+    reconst_prob: float
+
+
+def plaid_training_draws(batch: int, length: int, embed_dim: int, reconst_bs: int, g: torch.Generator) -> PlaidDraws:
+    """``reconst_bs`` rows at ``t = 0`` and ``batch - reconst_bs`` at stratified ``t``, every 4th row (random
+    offset) self-conditioned, as ``train.py``; rows are assigned through a random permutation (``train.py``
+    takes the first rows of a shuffled batch)."""
+    if not 0 < reconst_bs < batch:
+        raise ValueError(f"reconst_bs must be in 1..{batch - 1}, not {reconst_bs}")
+    perm = torch.randperm(batch, generator=g)
+    u = float(torch.rand(1, dtype=torch.float64, generator=g))
+    offset = int(torch.randint(PLAID_SELFCOND_EVERY, (1,), generator=g))
+    eps = torch.randn((batch, length, embed_dim), dtype=torch.float64, generator=g)
+    k = torch.empty(batch, dtype=torch.long)
+    k[perm] = torch.arange(batch)  # each row's slot in train.py's batch order
+    is_rec = k < reconst_bs
+    t = torch.where(is_rec, 0.0, (k - reconst_bs + u).double() / (batch - reconst_bs))
+    return PlaidDraws(is_rec, t, (k % PLAID_SELFCOND_EVERY) == offset, eps, reconst_bs / batch)
+
+
+def plaid_reconst_bs(state: dict, batch: int) -> int:
+    """``train.py``'s number of reconstruction rows: ``batch · σ_rec / (σ_rec + σ_diff)`` (the allocation that
+    minimises the variance of the two-part estimate), from bias-corrected EMAs of the per-row per-token
+    losses, rounded and clamped to ``1..batch-1`` (1 on the first step, when both stds are 0)."""
+    b = 1.0 / state.get("ema_bias", 1e-8)
+    std = lambda m, sq: math.sqrt(max(0.0, b * state.get(sq, 1e-8) - (b * state.get(m, 1e-8)) ** 2))  # noqa: E731
+    r_std, d_std = std("rec_ema", "rec_sq_ema"), std("diff_ema", "diff_sq_ema")
+    return int(min(max(round(batch * r_std / (1e-8 + r_std + d_std)), 1), batch - 1))
+
+
+def _plaid_update_emas(state: dict, rec: torch.Tensor, diff: torch.Tensor) -> None:
+    a = 1.0 - PLAID_RECONST_BS_EMA
+    lerp = lambda key, v: state.__setitem__(key, state.get(key, 1e-8) + a * (v - state.get(key, 1e-8)))  # noqa: E731
+    lerp("ema_bias", 1.0)
+    lerp("rec_ema", float(rec.mean())), lerp("rec_sq_ema", float(rec.pow(2).mean()))
+    lerp("diff_ema", float(diff.mean())), lerp("diff_sq_ema", float(diff.pow(2).mean()))
+
+
+def plaid_train_terms(net: nn.Module, x: torch.Tensor, score: torch.Tensor, draws: PlaidDraws,
+                      bias_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row training values (float64 ``[B]``) of Plaid's loss, and the per-token reconstruction and
+    diffusion terms of every row (detached, for the EMAs and the schedule's gradient).
+
+    A row's value is the estimator's draw (:func:`~dlmbench.estimators.plaid.vlb_draw`)
+    ``Σ_i prior_i + (reconst_i / p  if reconstruction row  else  diffusion_i(t) / (1 − p))`` with
+    ``p = reconst_prob``, with ``train.py``'s training-time network: a self-conditioned row gets a first pass
+    without gradient and has its ``γ``, ``γ′``, ``x̃``, ``γ_1`` and the embeddings in the output prior and in
+    ``x̂`` detached (so the schedule, γ bounds and embeddings learn only from the other rows); the others get
+    ``x_sc = 0``; the output prior is scaled by ``bias_scale``. With ``bias_scale = 1`` a self-conditioned
+    row's value is exactly the estimator's. The gradient reaching the normalised schedule ``γ̃n(t)`` and
+    ``γ̃n′(t)`` of a diffusion row is multiplied by ``2 · diffusion_i`` (per token), so the schedule minimises
+    ``E[loss²]`` (the variance; the bound itself depends only on ``γ_0``, ``γ_1``) while everything else
+    minimises ``E[loss]`` (``train.py``'s gradient hook).
+    """
+    from ..estimators.plaid import diffusion_integrand, noised_latent, prior_kl, reconstruction_nll
+
+    batch = x.shape[0]
+    sc, is_rec = draws.selfcond, draws.is_reconst
+    emb = net.embedding_matrix()  # unit rows, with gradient
+    g0, g1 = net.gamma_bounds.gamma_0.double(), net.gamma_bounds.gamma_1.double()
+    # normalised schedule and its derivative; reconstruction rows (t = 0, γ̃n = 0) carry no schedule gradient
+    gn = torch.where(is_rec, 0.0, net.noise_schedule(draws.t))
+    gn_prime = torch.where(is_rec, 0.0, net.noise_schedule.derivative(draws.t))
+    hook_scale = torch.ones(batch, dtype=torch.float64)  # filled below, read during backward
+    for tensor in (gn, gn_prime):
+        if tensor.requires_grad:
+            tensor.register_hook(lambda grad: grad * hook_scale)
+    gamma, gamma_prime = g0 + (g1 - g0) * gn, (g1 - g0) * gn_prime
+    gamma = torch.where(sc, gamma.detach(), gamma)
+    gamma_prime = torch.where(sc, gamma_prime.detach(), gamma_prime)
+    x_embed = emb[x].double()
+    x_embed = torch.where(sc[:, None, None], x_embed.detach(), x_embed)
+    z = noised_latent(x_embed, gamma, draws.eps)  # reparameterised: gradients reach x̃ and γ
+    g1_rows = torch.where(sc, g1.detach(), g1)
+    w = score.double()
+    prior = (prior_kl(x_embed, g1_rows[:, None, None]) * w).sum(-1)
+
+    rec = torch.zeros(batch, dtype=torch.float64)
+    diff = torch.zeros(batch, dtype=torch.float64)
+    for selfcond in (True, False):
+        idx = (sc == selfcond).nonzero()[:, 0]
+        if len(idx) == 0:
+            continue
+        e = emb.detach() if selfcond else emb
+        zi, gi = z[idx].float(), gamma[idx]
+        x_sc = torch.zeros_like(zi)
+        if selfcond:
+            with torch.no_grad():
+                _, x_sc = net.model(zi, gi.detach(), e, x_sc, bias_scale)
+        logits, x_hat = net.model(zi, gi, e, x_sc, bias_scale)
+        rec = rec.index_put((idx,), (reconstruction_nll(logits, x[idx]) * w[idx]).sum(-1))
+        diff = diff.index_put((idx,), (diffusion_integrand(x_embed[idx], x_hat, gi, gamma_prime[idx]) * w[idx]).sum(-1))
+    p = draws.reconst_prob
+    values = prior + torch.where(is_rec, rec / p, diff / (1.0 - p))
+    n_scored = w.sum(-1).clamp(min=1.0)
+    rec_tok, diff_tok = (rec / n_scored).detach(), (diff / n_scored).detach()
+    hook_scale.copy_(torch.where(is_rec, 1.0, 2.0 * diff_tok))
+    return values, rec_tok, diff_tok
+
+
+def plaid_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    """Plaid's loss per row (nats, float64 ``[B]``).
+
+    Training (``net.training``): ``train.py``'s loss, :func:`plaid_train_terms` on :func:`plaid_training_draws`
+    with ``reconst_bs`` from :func:`plaid_reconst_bs` and the output prior ramped in over
+    ``ctx.bias_warmup_steps``. Evaluation: the estimator's own draw (``train.py`` evaluation; the adapter's
+    bound): reconstruction with probability 1/8, else ``t ~ U(0, 1)``, self-conditioning always unrolled.
+    Both are unbiased estimates of an upper bound on ``−log p(x)`` of the rows' scored tokens.
+    """
+    from ..estimators.plaid import RECONST_PROB, vlb_draw
+
+    score = _score_mask(x, ctx)
+    batch, length = x.shape
+    embed_dim = int(net.config.embed_dim)
+    if not net.training or batch < 2:
+        u = torch.rand((batch, 2), dtype=torch.float64, generator=g)
+        eps = torch.randn((batch, length, embed_dim), dtype=torch.float64, generator=g)
+        return vlb_draw(net, x, score, u[:, 0] < RECONST_PROB, u[:, 1], eps)
+    state = ctx.state
+    draws = plaid_training_draws(batch, length, embed_dim, plaid_reconst_bs(state, batch), g)
+    step = state.get("step", 0)
+    bias_scale = min(1.0, (step + 1e-8) / (ctx.bias_warmup_steps + 1e-8))
+    values, rec, diff = plaid_train_terms(net, x, score, draws, bias_scale)
+    _plaid_update_emas(state, rec[draws.is_reconst], diff[~draws.is_reconst])
+    return values
+
+
+def _plaid_param_groups(net: nn.Module, cfg: ZooConfig) -> list[dict[str, Any]]:
+    """``train.py``'s optimiser groups: the schedule, γ bounds and embeddings at lr 1e-2 (γ bounds with decay
+    1e-3 per unit lr, the other two none); the Transformer at the zoo's ``lr`` (the zoo's decay on matrices), its
+    hidden matrices (attention and MLP) at ``lr · 256 / d`` (``mup.MuAdam``: ``lr / width_mult``, base width 256).
+    ``lr_scale`` multiplies the scheduled lr of a group."""
+    from ..adapters.backbones.plaid import MUP_BASE_DIM
+
+    aux = PLAID_AUX_LR / cfg.lr
+    hidden = [p for n, p in net.model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for p in net.model.parameters() if id(p) not in hidden_ids]
+    return [
+        {"params": hidden, "lr_scale": MUP_BASE_DIM / net.config.dim, "weight_decay": cfg.weight_decay},
+        {"params": [p for p in rest if p.ndim >= 2], "lr_scale": 1.0, "weight_decay": cfg.weight_decay},
+        {"params": [p for p in rest if p.ndim < 2], "lr_scale": 1.0, "weight_decay": 0.0},
+        {"params": list(net.noise_schedule.parameters()), "lr_scale": aux, "weight_decay": 0.0},
+        {"params": list(net.gamma_bounds.parameters()), "lr_scale": aux, "weight_decay": PLAID_GAMMA_BOUNDS_DECAY / PLAID_AUX_LR},
+        {"params": list(net.embedding_matrix.parameters()), "lr_scale": aux, "weight_decay": 0.0},
+    ]
+
+
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "ar": ar_loss, "mdlm": mdlm_loss, "sedd": sedd_loss, "llada": llada_loss,
+    "ar": ar_loss, "mdlm": mdlm_loss, "sedd": sedd_loss, "llada": llada_loss, "plaid": plaid_loss,
 }
+
+
+def family_corpus(family: str, corpus: Corpus) -> Corpus:
+    """The corpus as ``family`` is trained and scored on it: Plaid's rows carry no BOS."""
+    import dataclasses
+
+    return dataclasses.replace(corpus, bos=False) if family == "plaid" else corpus
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,20 +350,24 @@ def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) 
     tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
     if family == "llada" and tok.token_to_id(MASK) is None:
         tok = with_mask_token(tok)
-    rows = corpus_rows(tok, corpus, corpus.train, cfg.max_len)
+    rows = corpus_rows(tok, family_corpus(family, corpus), corpus.train, cfg.max_len)
     n_tokens, bos = tok.get_vocab_size(), tok.token_to_id(BOS)
     mask_id = tok.token_to_id(MASK) if family == "llada" else (n_tokens if family in ("mdlm", "sedd") else None)
-    ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len)
+    ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len, score_first=family == "plaid",
+                      bias_warmup_steps=cfg.bias_warmup_steps)
     with seeded(cfg.seed):
         net = build_network(family, cfg, n_tokens, bos, mask_id)
     return tok, rows, ctx, net
 
 
-def _optimizer(net: nn.Module, cfg: ZooConfig) -> torch.optim.Optimizer:
-    decay = [p for p in net.parameters() if p.ndim >= 2]
-    rest = [p for p in net.parameters() if p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+def _optimizer(net: nn.Module, cfg: ZooConfig, family: str = "") -> torch.optim.Optimizer:
+    if family == "plaid":
+        groups = _plaid_param_groups(net, cfg)
+    else:
+        decay = [p for p in net.parameters() if p.ndim >= 2]
+        rest = [p for p in net.parameters() if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None = None, tokenizer: Any = None,
@@ -193,7 +382,7 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     save_dtype = save_dtype or cfg.save_dtype
     tok, rows, ctx, net = prepare(family, corpus, cfg, tokenizer)
     loss_fn = LOSSES[family]
-    opt = _optimizer(net, cfg)
+    opt = _optimizer(net, cfg, family)
     stream = BatchStream(rows, cfg.batch_tokens, cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     res = TrainResult(family, net, tok, ctx)
@@ -202,7 +391,8 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     start = time.perf_counter()
     for step, x in zip(range(cfg.max_steps), stream):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg, time.perf_counter() - start)
+            group["lr"] = lr_at(step, cfg, time.perf_counter() - start) * group.get("lr_scale", 1.0)
+        ctx.state["step"] = step
         loss = (loss_fn(net, x, g, ctx).sum() / scored_tokens(x, ctx)).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,7 +438,8 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
         "config": cfg.to_dict(),
         "steps": res.steps,
         "tokens_trained": res.tokens,
-        "epochs": round(res.tokens / max(1, sum(len(r) for r in corpus_rows(res.tokenizer, corpus, corpus.train, cfg.max_len))), 3),
+        "epochs": round(res.tokens / max(1, sum(len(r) for r in corpus_rows(res.tokenizer, family_corpus(res.family, corpus),
+                                                                          corpus.train, cfg.max_len))), 3),
         "train_seconds": round(res.seconds, 1),
         "tokens_per_s": round(res.tokens_per_s, 1),
         "stopped_by": res.stopped_by,
@@ -258,7 +449,9 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
                        for block in [max(1, len(res.losses) // 20)] for i in range(0, len(res.losses), block)],
         "loss": {"ar": "cross-entropy", "mdlm": "MDLM NELBO (SUBS, antithetic t, log-linear)",
                  "sedd": "SEDD score entropy (absorbing, scale_by_sigma, iid t, log-linear)",
-                 "llada": "LLaDA bound (l ~ U{1..T}, weight T/l)"}[res.family],
+                 "llada": "LLaDA bound (l ~ U{1..T}, weight T/l)",
+                 "plaid": ("Plaid VLB as train.py trains it (adaptive reconstruction rows, stratified t, self-conditioning "
+                           "on 1/4 of rows, learned schedule minimising the loss variance, output prior ramped in)")}[res.family],
         "n_params": n_params(res.net),
         "seed": cfg.seed,
         "save_dtype": save_dtype,
@@ -287,8 +480,8 @@ def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int 
     """
     from .corpus import encode_rows, length_batches
 
-    rows = [r for r in (corpus_rows(res.tokenizer, corpus, texts, max_len) if corpus is not None
-                        else encode_rows(res.tokenizer, texts, max_len)) if len(r) >= 2]
+    rows = [r for r in (corpus_rows(res.tokenizer, family_corpus(res.family, corpus), texts, max_len) if corpus is not None
+                        else encode_rows(res.tokenizer, texts, max_len, bos=res.family != "plaid")) if len(r) >= 2]
     net, fn = res.net.eval(), LOSSES[res.family]
     g = torch.Generator().manual_seed(seed)
     nll, ntok = [], []

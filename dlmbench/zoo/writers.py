@@ -10,13 +10,16 @@ family     network                                           folder written (as 
                                                              model.safetensors (keys without prefix)
 ``llada``  :class:`~dlmbench.adapters.backbones.llada.LLaDABackbone`  ``GSAI-ML/LLaDA-8B-*``: config.json,
                                                              model-00001-of-00001.safetensors + index
+``plaid``  :class:`~dlmbench.adapters.backbones.plaid.PlaidModules`  ``plaid1b_weights``: the four
+           (schedule, γ bounds, embeddings, Transformer)     ``torch.save(state_dict)`` files noise_schedule.pt,
+                                                             gamma_bounds.pt, embedding_matrix.pt, model.pt
 =========  ===============================================  ==============================================
 
 Every folder also holds the BPE (``tokenizer.json`` + ``tokenizer_config.json``; in ``tokenizer/`` except for
 GPT-2, see :func:`tokenizer_subfolder`) and ``zoo.json`` (how it was trained). Folders are written to a temporary sibling and renamed into place (atomic on one filesystem),
 so a crash never leaves a half-written checkpoint under the final name.
 
-Reuses the published-format writers of :mod:`dlmbench.adapters.backbones.tiny` and ``llada_tiny``.
+Reuses the published-format writers of :mod:`dlmbench.adapters.backbones.tiny`, ``llada_tiny`` and ``plaid``.
 """
 
 from __future__ import annotations
@@ -118,10 +121,31 @@ def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_
                 if p.ndim > 1:
                     nn.init.normal_(p, std=0.02)
         return net
+    if family == "plaid":
+        return plaid_modules(cfg, n_tokens)
     from ..errors import UnknownName
     from . import FAMILIES
 
     raise UnknownName("zoo family", family, FAMILIES)
+
+
+def plaid_modules(cfg: ZooConfig, n_tokens: int):
+    """Plaid's four modules with the reference initialisation (``lib/models.py``, ``train.py`` defaults):
+    schedule MLP ``randn``, ``γ_0 = −3``, ``γ_1 = 6``, embedding rows ``randn`` normalised to unit length,
+    ``selfcond_linear``, ``gamma_linear`` and the readout ``output_linear`` (weight and bias) zero, the rest
+    PyTorch's default ``nn.Linear`` init and unit norm weights."""
+    from ..adapters.backbones.plaid import PlaidConfig, PlaidModules
+
+    config = PlaidConfig(dim=cfg.d_model, embed_dim=cfg.embed_dim, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
+                         vocab_size=n_tokens)
+    mods = PlaidModules(config, gamma_0=-3.0, gamma_1=6.0)
+    with torch.no_grad():
+        m = mods.embedding_matrix.matrix
+        m.div_(m.norm(p=2, dim=1, keepdim=True))
+        for lin in (mods.model.selfcond_linear, mods.model.gamma_linear, mods.model.output_linear):
+            lin.weight.zero_()
+        mods.model.output_linear.bias.zero_()
+    return mods
 
 
 @contextlib.contextmanager
@@ -180,6 +204,10 @@ def write_checkpoint(family: str, net: nn.Module, folder: str | Path, *, tokeniz
             from ..adapters.backbones.llada_tiny import save_llada_checkpoint
 
             save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, tmp, n_shards=1, dtype=dtype)
+        elif family == "plaid":
+            from ..adapters.backbones.plaid import save_plaid_modules
+
+            save_plaid_modules(net, tmp, fmt="pt", dtype=dtype)
         else:  # pragma: no cover - build_network rejects unknown families first
             raise ValueError(family)
         save_tokenizer(tokenizer, tmp / tokenizer_subfolder(family))

@@ -438,14 +438,18 @@ def load_plaid_modules(folder: str | Path, device: str | torch.device = "cpu", c
     return mods
 
 
-def save_plaid_modules(mods: PlaidModules, folder: str | Path, fmt: str = "pt") -> list[Path]:
+def save_plaid_modules(mods: PlaidModules, folder: str | Path, fmt: str = "pt", dtype: torch.dtype | None = None) -> list[Path]:
     """Write the four state dicts as the release does (``torch.save(state_dict)`` per ``{name}.pt``), or as
-    safetensors (``fmt="safetensors"``). Returns the written paths."""
+    safetensors (``fmt="safetensors"``). ``dtype``: store the parameters in it (the release: float32, the
+    default, i.e. as they are); buffers (``rotary_emb.inv_freq``) keep their own dtype. Returns the written paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name in MODULE_NAMES:
-        sd = {k: v.detach().cpu().contiguous() for k, v in mods.submodule(name).state_dict().items()}
+        module = mods.submodule(name)
+        params = {k for k, _ in module.named_parameters()}
+        sd = {k: v.detach().cpu().to(dtype if (dtype is not None and k in params) else v.dtype).contiguous()
+              for k, v in module.state_dict().items()}
         if fmt == "pt":
             path = folder / f"{name}.pt"
             torch.save(sd, path)
