@@ -93,10 +93,11 @@ class DiTLM(CanvasDiffusionLM):
         self._wdtype = next(backbone.parameters()).dtype
 
     # -- the network ---------------------------------------------------------------------------------
-    def _logits(self, x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Raw backbone output ``[B, L, V]`` in float32 (float64 for a float64 model); ``sigma [B]``."""
+    def _logits(self, x_t: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw backbone output ``[B, L, V]`` in float32 (float64 for a float64 model); ``sigma [B]``; with
+        ``positions`` (bool ``[B, L]``) only the rows ``[N, V]`` there."""
         s = sigma.to(device=x_t.device, dtype=self._wdtype if self._wdtype in (torch.float32, torch.float64) else torch.float32)
-        out = self.backbone(x_t, s)
+        out = self.backbone(x_t, s) if positions is None else self.backbone(x_t, s, positions=positions)
         return out if out.dtype in (torch.float32, torch.float64) else out.float()
 
     def _sigma(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:

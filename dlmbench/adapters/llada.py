@@ -76,10 +76,11 @@ class LLaDAModel(DiffusionLM):
         self.max_length = spec.max_length or 4096
 
     # -- denoisers -------------------------------------------------------------------------------
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x).float()
+    def _logits(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
 
-    def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64") -> torch.Tensor:
+    def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64",
+                          positions: torch.Tensor | None = None) -> torch.Tensor:
         """``log p_theta(x0 | x_t)`` ``[B, L, V]``, CFG-guided when ``cfg > 0`` and the prompt is known.
 
         ``precision="float64"`` (the samplers' categorical draws) normalises a float64 copy;
@@ -87,13 +88,14 @@ class LLaDAModel(DiffusionLM):
         float32 logits in place, ``logits - logsumexp(logits)``: with LLaDA's 126,464-entry vocabulary this is
         the largest tensor of the estimator, and the float64 copy would take 2.5x its memory for a change of
         order 1e-6 nats per token, far below the Monte Carlo error. The gathered log-probs are summed in
-        float64 either way (:func:`dlmbench.estimators.masked.masked_nll_sum`).
+        float64 either way (:func:`dlmbench.estimators.masked.target_log_probs`). With ``positions`` (bool
+        ``[B, L]``) only the rows ``[N, V]`` there: the bound reads the masked continuation tokens alone.
         """
-        cond = self._logits(x_t)
+        cond = self._logits(x_t, positions)
         w = float(self.settings["cfg"])
         if w > 0 and prompt_mask is not None:
             un_x = torch.where(prompt_mask, torch.full_like(x_t, self.mask_id), x_t)
-            un = self._logits(un_x)
+            un = self._logits(un_x, positions)
             cond = un + (w + 1.0) * (cond - un)
         if precision == "float64":
             return torch.log_softmax(cond.double(), dim=-1)
@@ -105,7 +107,7 @@ class LLaDAModel(DiffusionLM):
         return lambda x_t, _sigma: self._guided_log_probs(x_t, None, prec)
 
     def _bound_rows(self, x0, score_mask, seeds):
-        from ..estimators import llada_bound_mc
+        from ..estimators import PositionalDenoiser, llada_bound_mc
 
         k = int(self.settings["mc_samples"])
         chunk = max(1, int(self.settings["batch_size"]))
@@ -117,14 +119,18 @@ class LLaDAModel(DiffusionLM):
                 means, ses = [], []
                 for r in range(x0.shape[0]):
                     pm = ~score_mask[r : r + 1]
-                    den = lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec)  # noqa: E731
+                    den = PositionalDenoiser(
+                        lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec),
+                        lambda x_t, _s, pos, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec, pos),
+                    )
                     est = llada_bound_mc(den, x0[r : r + 1], score_mask[r : r + 1], seeds[r : r + 1], mask_id=self.mask_id, num_samples=k, batch_size=chunk)
                     means.append(est.mean[0])
                     ses.append(est.stderr[0])
                 mean, se, settings = np.array(means), np.array(ses), dict(est.settings)
                 settings["note"] = "CFG-guided score: not a bound of the model's own likelihood"
             else:
-                den = lambda x_t, _s: self._guided_log_probs(x_t, None, prec)  # noqa: E731
+                den = PositionalDenoiser(lambda x_t, _s: self._guided_log_probs(x_t, None, prec),
+                                         lambda x_t, _s, pos: self._guided_log_probs(x_t, None, prec, pos))
                 est = llada_bound_mc(den, x0, score_mask, seeds, mask_id=self.mask_id, num_samples=k, batch_size=chunk)
                 mean, se, settings = est.mean, est.stderr, dict(est.settings)
         settings["cfg"] = cfg

@@ -57,11 +57,17 @@ class MDLMModel(DiTLM):
     samplers = SAMPLERS
 
     # -- denoiser ----------------------------------------------------------------------------------
-    def _denoiser(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
-        """``log p_theta(x0 | x_t)`` ``[B, L, V]``: SUBS at masked positions (mask column ``-inf``)."""
-        logits = self._logits(x_t, self._sigma(x_t, sigma))
+    def _denoiser(self, x_t: torch.Tensor, sigma: torch.Tensor | None, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p_theta(x0 | x_t)`` ``[B, L, V]``: SUBS at masked positions (mask column ``-inf``); with
+        ``positions`` only the rows ``[N, V]`` there."""
+        logits = self._logits(x_t, self._sigma(x_t, sigma), positions)
         logits[..., self.mask_id] = float("-inf")
         return torch.log_softmax(logits, dim=-1)
+
+    def _bound_denoiser(self):
+        from ..estimators import PositionalDenoiser
+
+        return PositionalDenoiser(self._denoiser, self._denoiser)
 
     def _argmax_denoiser(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
         """Temperature 0: all the clean-token mass on the argmax (log-probs 0 there, ``-inf`` elsewhere)."""
@@ -77,7 +83,7 @@ class MDLMModel(DiTLM):
 
         st = self.settings
         with torch.inference_mode():
-            est = mdlm_nelbo_mc(self._denoiser, x0, score_mask, seeds, mask_id=self.mask_id, schedule=self.schedule,
+            est = mdlm_nelbo_mc(self._bound_denoiser(), x0, score_mask, seeds, mask_id=self.mask_id, schedule=self.schedule,
                                 num_samples=int(st["mc_samples"]), time_sampling=str(st["time_sampling"]),
                                 sampling_eps=float(st["sampling_eps"]), batch_size=max(1, int(st["batch_size"])))
         return est.mean, est.stderr, dict(est.settings)

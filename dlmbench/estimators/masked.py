@@ -27,6 +27,7 @@ expectation is the same any-order bound as above (without the eps truncation).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -44,6 +45,24 @@ from .time_sampling import TimeScheme, stratified_mask_counts, times_from_unifor
 
 Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 """``denoiser(x_t [B, L] int64, sigma [B] float or None) -> log p_theta(x0 | x_t) [B, L, V]``."""
+
+
+@dataclass(frozen=True)
+class PositionalDenoiser:
+    """A denoiser that can also give ``log p_theta(x0_i | x_t)`` at chosen positions only.
+
+    ``full(x_t, sigma) -> [B, L, V]`` (the plain :data:`Denoiser`); ``at_positions(x_t, sigma, positions)``
+    with ``positions`` bool ``[B, L]`` ``-> [N, V]``, the rows of ``positions.nonzero()`` in order. The
+    likelihood bounds read masked positions only, so an adapter whose network can apply its output layer to
+    chosen rows (the DiT and LLaDA backbones' ``positions=``) skips the logits, the normalisation and the
+    memory of every clean position: the same numbers, less work.
+    """
+
+    full: Denoiser
+    at_positions: Callable[[torch.Tensor, Optional[torch.Tensor], torch.Tensor], torch.Tensor]
+
+    def __call__(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+        return self.full(x_t, sigma)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -80,8 +99,25 @@ def masked_nll_sum(
     Unmasked positions contribute exactly 0 whatever ``log_probs`` holds there (no ``0 * inf``).
     """
     lp = log_probs.gather(-1, x0[..., None]).squeeze(-1).to(torch.float64)
-    lp = torch.where(is_masked, lp, torch.zeros_like(lp))
-    return -(weight.to(torch.float64)[:, None] * lp).sum(dim=-1)
+    return _weighted_nll(torch.where(is_masked, lp, torch.zeros_like(lp)), weight)
+
+
+def _weighted_nll(target_lp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return -(weight.to(torch.float64)[:, None] * target_lp).sum(dim=-1)
+
+
+def target_log_probs(denoiser: Denoiser, x_t: torch.Tensor, sigma: torch.Tensor | None, x0: torch.Tensor,
+                     positions: torch.Tensor) -> torch.Tensor:
+    """``log p_theta(x0_i | x_t)`` at ``positions`` (bool ``[B, L]``), 0 elsewhere, float64 ``[B, L]``: from a
+    :class:`PositionalDenoiser` at those positions only, else gathered from the full ``[B, L, V]``."""
+    if isinstance(denoiser, PositionalDenoiser):
+        out = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+        if bool(positions.any()):
+            rows = denoiser.at_positions(x_t, sigma, positions)
+            out[positions] = rows.gather(-1, x0[positions][:, None]).squeeze(-1).to(torch.float64)
+        return out
+    lp = denoiser(x_t, sigma).gather(-1, x0[..., None]).squeeze(-1).to(torch.float64)
+    return torch.where(positions, lp, torch.zeros_like(lp))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -119,8 +155,8 @@ def _mdlm_from_uniforms(
     schedule: NoiseSchedule,
 ) -> torch.Tensor:
     x_t, is_masked = mask_from_uniforms(x0, score_mask, schedule.mask_prob(t), u, mask_id)
-    log_probs = denoiser(x_t, schedule.sigma(t))
-    return masked_nll_sum(log_probs, x0, is_masked, schedule.masked_weight(t))
+    lp = target_log_probs(denoiser, x_t, schedule.sigma(t), x0, is_masked)
+    return _weighted_nll(lp, schedule.masked_weight(t))
 
 
 def mdlm_nelbo_mc(
@@ -201,9 +237,8 @@ def _llada_from_uniforms(
         raise ValueError("num_masked must lie in 1..(number of scored tokens) for every row")
     is_masked = subset_mask_from_uniforms(score_mask, num_masked, u)
     x_t = torch.where(is_masked, torch.full_like(x0, mask_id), x0)
-    log_probs = denoiser(x_t, None)
     weight = total.to(torch.float64) / num_masked.to(torch.float64)
-    return masked_nll_sum(log_probs, x0, is_masked, weight)
+    return _weighted_nll(target_log_probs(denoiser, x_t, None, x0, is_masked), weight)
 
 
 def llada_bound_mc(

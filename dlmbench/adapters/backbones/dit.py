@@ -255,7 +255,9 @@ class DDiTFinalLayer(nn.Module):
         self.adaLN_modulation = nn.Linear(cond_dim, 2 * hidden_size, bias=True)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(c)[:, None].chunk(2, dim=2)
+        """``x [B, L, H]`` with ``c [B, C]``, or rows ``x [N, H]`` with their own ``c [N, C]``."""
+        mod = self.adaLN_modulation(c)
+        shift, scale = (mod[:, None] if x.dim() == 3 else mod).chunk(2, dim=-1)
         return self.linear(modulate(self.norm_final(x), shift, scale))
 
 
@@ -289,8 +291,10 @@ class DiT(nn.Module):
             sigma = torch.zeros_like(sigma)
         return F.silu(self.sigma_map(sigma))
 
-    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Raw logits ``[B, L, V]`` for token ids ``[B, L]`` at total noise ``sigma [B]`` (or a scalar)."""
+    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw logits ``[B, L, V]`` for token ids ``[B, L]`` at total noise ``sigma [B]`` (or a scalar); with
+        ``positions`` (bool ``[B, L]``) only the rows ``[N, V]`` of those positions (the output layer is
+        applied to them alone, row ``b``'s conditioning with each)."""
         sigma = torch.as_tensor(sigma, device=input_ids.device)
         if sigma.ndim > 1:
             sigma = sigma.squeeze(-1)
@@ -302,6 +306,8 @@ class DiT(nn.Module):
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
             for block in self.blocks:
                 x = block(x, cos, sin, c)
+            if positions is not None:
+                return self.output_layer(x[positions], c[positions.nonzero(as_tuple=True)[0]])
             return self.output_layer(x, c)
 
 

@@ -311,8 +311,11 @@ class LLaDABackbone(nn.Module):
         self.config = config
         self.model = _Transformer(config, device=device, dtype=dtype)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits at every position; ``attention_mask`` (bool, True = real token) masks padded *keys* only.
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits at every position ``[B, L, V]``, or with ``positions`` (bool ``[B, L]``) only at those ``[N, V]``
+        (the output layer applied to those rows alone); ``attention_mask`` (bool, True = real token) masks
+        padded *keys* only.
 
         Positions are ``0 … L−1`` regardless of padding, as in the reference; because RoPE scores depend
         only on relative positions and attention is bidirectional, left or right padding leaves the
@@ -335,7 +338,7 @@ class LLaDABackbone(nn.Module):
             key_padding = attention_mask.to(torch.bool)
         for block in t.blocks:
             x = block(x, cos, sin, key_padding)
-        x = t.ln_f(x)
+        x = t.ln_f(x if positions is None else x[positions])
         logits = F.linear(x, t.wte.weight) if c.weight_tying else t.ff_out(x)
         if c.scale_logits:
             logits = logits * (1 / math.sqrt(c.d_model))
