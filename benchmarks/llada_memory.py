@@ -7,9 +7,9 @@ requests of ``--prompt`` + ``--answer`` tokens for every (mc_num, batch) pair. I
 
     mc_num  batch  seconds  scored tok/s  forward tok/s  peak MiB (GPU: max_memory_allocated; CPU: RSS growth)
 
-and, before measuring, the on-paper memory of the 8B model (weights, and the logits of one MC batch:
-float32 logits normalised in place with ``--score-precision float32``, the adapter's default, or a
-float32 logits tensor plus a float64 copy and its float64 log-softmax with ``--score-precision float64``).
+and, before measuring, the on-paper memory of the 8B model (weights, and the logits of one MC batch, which
+the bound forms only at the masked answer positions: float32 logits normalised in place with
+``--score-precision float32``, the adapter's default, or a float64 copy and its log-softmax with ``float64``).
 
     python benchmarks/llada_memory.py                                   # CPU, tiny preset
     python benchmarks/llada_memory.py --preset 8b --device cuda --dtype bfloat16 --mc 16,64,128 --batch 8,16,32
@@ -31,15 +31,15 @@ import torch
 VOCAB = 126464
 
 
-def on_paper(preset_params: int, batch: int, length: int) -> str:
+def on_paper(preset_params: int, batch: int, length: int, answer: int) -> str:
     weights = preset_params * 2 / 2**30
-    entries = batch * length * VOCAB
-    f32 = (2 + 4 + 4) * entries / 2**30  # bf16 logits, their float32 copy, logsumexp's exp temporary
-    f64 = (4 + 8 + 8) * entries / 2**30  # float32 logits, float64 copy, float64 log-softmax
+    rows = batch * answer  # the bound forms logits only at masked answer positions (at most all of them)
+    f32 = (2 + 4 + 4) * rows * VOCAB / 2**30  # bf16 logits, their float32 copy, logsumexp's exp temporary
+    f64 = (4 + 8 + 8) * rows * VOCAB / 2**30  # float32 logits, float64 copy, float64 log-softmax
     return (
-        f"on paper (8B, bf16): weights {weights:.1f} GiB; per MC batch of {batch} x {length} tokens the logits path peaks at "
-        f"about {f32:.1f} GiB with score_precision float32 (in place) and {f64:.1f} GiB with float64, so the peak is about "
-        f"{weights + f32:.0f} / {weights + f64:.0f} GiB plus the transient activations of one block"
+        f"on paper (8B, bf16): weights {weights:.1f} GiB; an MC batch of {batch} x {length} tokens forms logits at no more "
+        f"than its {rows} masked answer positions: at most {f32:.2f} GiB with score_precision float32 (in place), "
+        f"{f64:.2f} GiB with float64, plus the activations of one block"
     )
 
 
@@ -87,7 +87,7 @@ def main() -> None:
 
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     length = args.prompt + args.answer
-    print(on_paper(8_015_000_000, max(int(b) for b in args.batch.split(",")), length))
+    print(on_paper(8_015_000_000, max(int(b) for b in args.batch.split(",")), length, args.answer))
     t0 = time.perf_counter()
     backbone, cfg = build(args.preset, args.device, dtype)
     n_params = sum(p.numel() for p in backbone.parameters())
