@@ -78,7 +78,10 @@ def _check_common(out, gen, task, seed):
     ref_sample = gen.sample(N, LENGTH, seed=request_seed(seed, task.name, "samples"), **dict(task.settings.get("sampler") or {}))
     samples = [e["tokens"] for e in sorted(out.examples, key=lambda e: e["index"])]
     assert samples == [list(s) for s in ref_sample.tokens] and all(len(s) == LENGTH for s in samples)
-    assert rows["nfe"].value == ref_sample.nfe
+    # NFE per sample: an AR sample takes one call per token; a diffusion sample the calls its rows took part in,
+    # whatever the batch size (the batched calls summed over chunks are recorded beside it)
+    assert rows["nfe"].value == ref_sample.settings.get("nfe_per_sample", ref_sample.nfe)
+    assert rows["nfe"].settings["batched_calls"] == ref_sample.nfe
     # entropy: by hand on the generator's own ids, averaged over samples (s.e. with ddof 1)
     ent = np.array([_hand_entropy(s) for s in samples])
     assert rows["entropy"].value == pytest.approx(ent.mean(), abs=1e-12)

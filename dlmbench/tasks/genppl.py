@@ -131,7 +131,8 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         MetricValue("entropy", ent_est.value, ent_est.stderr, n, "exact", True, {}),
         MetricValue("reference_entropy", ref.value, ref.stderr, ref.n, "exact", True, {}),
         MetricValue("low_entropy_flag", float(low), None, n, "exact", False, {}),
-        MetricValue("nfe", float(out.nfe), None, n, "exact", False, {}),
+        # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
+        MetricValue("nfe", float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
         MetricValue("seconds_per_sample", gen_seconds / max(n, 1), None, n, "exact", False, {}),
     ]
     examples = [

@@ -210,7 +210,8 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         MetricValue("mauve_star", float(res.mauve_star), None, m, "exact", True, {}),
         MetricValue("frontier_integral", float(res.frontier_integral), None, m, "exact", False, {}),
         MetricValue("few_samples_flag", float(few), None, m, "exact", False, {}),
-        MetricValue("nfe", float(out.nfe), None, n, "exact", False, {}),
+        # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
+        MetricValue("nfe", float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
         MetricValue("seconds_per_sample", gen_seconds / max(n, 1), None, n, "exact", False, {}),
     ]
     q_set, p_set = set(q_kept), set(p_kept)
