@@ -15,3 +15,6 @@ python3 benchmarks/harness_overhead.py --device cuda --repeats 5 2>&1 | tee "$OU
 python3 benchmarks/harness_overhead.py --device cuda --hidden 768 --blocks 12 --heads 12 --vocab 50258 --length 1024 --requests 32 --mc 4 --batch-size 16 --repeats 5 2>&1 | tee "$OUT/overhead_owt.txt"
 # the four KJV zoo adapters on CUDA (float32, bfloat16) against the CPU, and their samplers on CUDA
 python3 benchmarks/gpu_consistency.py 2>&1 | grep -v "^Loading weights" | tee "$OUT/consistency.txt"
+# LLaDA-8B loading through the real path (published shard layout, random bf16 weights): host RSS and GPU memory
+python3 benchmarks/llada_loading.py write --preset 8b --dir /tmp/llada-8b --shards 6 2>&1 | tee "$OUT/llada_8b_loading.txt"
+python3 benchmarks/llada_loading.py load --dir /tmp/llada-8b --device cuda 2>&1 | tee -a "$OUT/llada_8b_loading.txt"
