@@ -254,3 +254,22 @@ def test_tokenizer_saved_beside_the_weights_is_used(tmp_path, tiny):
     write_card(tmp_path / "specs", {**card, "name": "beside", "checkpoint": {"local": str(ckpt)}})
     model = load_model(Registry.default([tmp_path / "specs"]).model("beside"))
     assert model.tokenizer.name == f"local:{ckpt}" and model.mask_id == info["n_tokens"]
+
+
+def test_topk_decoding_sampler_is_the_reference_decoding(tiny):
+    """``sampler: topk`` is diffusion-vs-ar's easy-first decoding on the model's own denoiser: with the
+    deterministic strategy it equals a direct call of the pure sampler; the prompt never changes; one network
+    call per step."""
+    from dlmbench.samplers import topk_decoding
+
+    _, _, model = tiny
+    prefix = _verse_ids(model, 5)
+    out = model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk", topk_strategy="deterministic-linear")
+    canvas = torch.tensor([prefix + [model.mask_id] * 8] * 2)
+    with torch.no_grad():
+        ref = topk_decoding(lambda x: model._denoiser(x, None), canvas, mask_id=model.mask_id, steps=4, strategy="deterministic-linear")
+    assert out.tokens == ref.tokens[:, len(prefix):].tolist()
+    assert out.settings["sampler"] == "topk" and out.settings["topk_strategy"] == "deterministic-linear"
+    assert out.settings["nfe_per_sample"] == 4 and model.mask_id not in sum(out.tokens, [])
+    noisy = model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk")  # stochastic0.5-linear, seeded
+    assert noisy.tokens == model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk").tokens

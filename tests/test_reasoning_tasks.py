@@ -103,3 +103,31 @@ def test_every_target_of_the_split_fits_the_generation_budget(cards, card):
     lengths = LENGTHS[_variant_kwargs(problem, ds.name)[0]]
     tok = CharTokenizer()
     assert all(fits(tok, ex[SOURCE_FIELD[problem]], ex[TARGET_FIELD[problem]], lengths) for ex in split)
+
+
+def test_diffusion_models_decode_as_the_reference_unless_told_otherwise(cards):
+    """A diffusion model offering ``topk`` gets the reference's MDM decoding (top-k, T=20, stochastic0.5-linear)
+    by default; a task ``sampler`` or ``mdm_decoding: model`` keeps the caller's choice; AR stays greedy."""
+    import dataclasses
+
+    task = cards["countdown-cd3"]
+    tok = CharTokenizer()
+    answers = _answers(task, tok)
+
+    class Recording(Oracle):
+        samplers = ("ddpm_cache", "topk")
+
+        def sample(self, n, length, *, prefix=None, steps=None, seed=0, **settings):
+            self.seen = (steps, settings)
+            return super().sample(n, length, prefix=prefix, steps=steps, seed=seed, **settings)
+
+    def seen(family, **st):
+        model = Recording(family, tok, answers)
+        run_reasoning(model, dataclasses.replace(task, settings={**task.settings, **st}), seed=0, limit=1)
+        return model.seen
+
+    assert seen("mdlm") == (20, {"sampler": "topk", "topk_strategy": "stochastic0.5-linear"})
+    assert seen("mdlm", steps=50) == (50, {"sampler": "topk", "topk_strategy": "stochastic0.5-linear"})
+    assert seen("mdlm", sampler={"temperature": 0}) == (None, {"temperature": 0})
+    assert seen("mdlm", mdm_decoding="model") == (None, {})
+    assert seen("ar") == (None, {"temperature": 0.0})

@@ -19,7 +19,9 @@ through the shared interface.
   ``linspace(1, sampler_eps, steps + 1)``, leftover masks filled by argmax (``noise_removal``), nucleus
   ``top_p`` on the clean-token distribution (``temperature: 0``: the argmax token at each unmasking),
   categorical draws in ``precision`` (float64 by default; float32 reproduces the reference's truncated
-  Gumbel draws).
+  Gumbel draws); ``topk``: the easy-first top-k decoding of diffusion-vs-ar (Ye et al. 2024; the reasoning
+  tasks' reference decoding: ``steps`` passes, each keeping the most confident argmax predictions and
+  re-masking the rest on a ``topk_strategy`` schedule, default ``stochastic0.5-linear``).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ SETTINGS: dict[str, Any] = {
     "precision": "float64",  # categorical draws; float32 = the reference's Gumbel noise
     "semi_ar_stride": None,  # tokens per semi-autoregressive window beyond max_length (None: max_length // 2)
     "use_ema": True,  # Lightning checkpoints: load the EMA weights, as MDLM's evaluation does
+    "topk_strategy": "stochastic0.5-linear",  # sampler topk: diffusion-vs-ar's decoding_strategy
 }
-SAMPLERS = ("ddpm_cache", "ddpm", "ancestral", "first_hitting")
+SAMPLERS = ("ddpm_cache", "ddpm", "ancestral", "first_hitting", "topk")
 
 
 class MDLMModel(DiTLM):
@@ -93,7 +96,7 @@ class MDLMModel(DiTLM):
         return st["sampler"] == "ddpm_cache" and not self.config.time_conditioning
 
     def _sample_canvas(self, canvas, seeds, st):
-        from ..samplers import first_hitting, mdlm_ancestral
+        from ..samplers import first_hitting, mdlm_ancestral, topk_decoding
 
         top_p, temp = st["top_p"], float(st["temperature"])
         denoiser = self._denoiser if temp > 0 else self._argmax_denoiser
@@ -101,10 +104,15 @@ class MDLMModel(DiTLM):
                       top_p=None if top_p is None or float(top_p) >= 1 else float(top_p), precision=str(st["precision"]))
         if st["sampler"] == "first_hitting":
             return first_hitting(denoiser, canvas, **common)
+        if st["sampler"] == "topk":
+            return topk_decoding(lambda x: self._denoiser(x, None), canvas, mask_id=self.mask_id, steps=int(st["steps"]),
+                                 strategy=str(st["topk_strategy"]), seeds=seeds)
         return mdlm_ancestral(denoiser, canvas, steps=int(st["steps"]), eps=float(st["sampler_eps"]),
                               cache=self._cache_used(st), final="argmax" if st["noise_removal"] else "sample", **common)
 
     def _sampler_record(self, st: dict[str, Any]) -> dict[str, Any]:
+        if st["sampler"] == "topk":  # argmax predictions; the strategy's noise only orders the re-masking
+            return {"sampler": "topk", "steps": int(st["steps"]), "topk_strategy": st["topk_strategy"]}
         rec = {"sampler": st["sampler"], "temperature": st["temperature"], "top_p": st["top_p"],
                "precision": st["precision"]}
         if st["sampler"] != "first_hitting":  # first-hitting takes one step per masked token

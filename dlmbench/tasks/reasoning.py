@@ -12,7 +12,8 @@ examples; ``source: local``/``url`` reads a fixed JSONL file instead.
 Prompt layout: with the 31-token character tokenizer of the reference, ``src + [SEP]`` and the target
 ``tgt + [EOS]`` (``layout.py``); with any other tokenizer, ``src`` followed by ``prompt_suffix``
 (default ``"="``). Decoding: AR greedy (temperature 0) by default; diffusion models use the ``sampler``
-setting (e.g. the reference's top-k decoding, 20 steps). AR predictions are cut at the first EOS (HF
+setting; by default (``mdm_decoding: reference``) a diffusion model that offers it (MDLM) uses the reference's
+easy-first top-k decoding, 20 steps, ``stochastic0.5-linear``. AR predictions are cut at the first EOS (HF
 ``generate`` stops there); diffusion predictions keep every non-special token of the canvas, as the
 reference's ``compute_acc`` does.
 """
@@ -34,6 +35,9 @@ from .base import MetricValue, TaskOutput
 from .perplexity import _dataset_name
 
 PROBLEMS = ("countdown", "sudoku", "sat", "planning")
+# the reference's MDM decoding (tuner/mdm/trainer.py generate_samples; scripts: --diffusion_steps 20 --topk_decoding)
+REFERENCE_MDM_STEPS = 20
+REFERENCE_TOPK_STRATEGY = "stochastic0.5-linear"
 
 
 def _variant_kwargs(problem: str, variant: str | None) -> tuple[str, dict[str, Any]]:
@@ -106,6 +110,12 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
     max_new = int(st.get("max_new_tokens") or lengths.max_new_tokens)
     sampler = {"temperature": 0.0, **dict(st.get("sampler") or {})} if model.family == "ar" else dict(st.get("sampler") or {})
     steps = st.get("steps")
+    decoding = str(st.get("mdm_decoding", "reference"))
+    if decoding not in ("reference", "model"):
+        raise UnknownName("reasoning setting mdm_decoding", decoding, ("reference", "model"))
+    if model.family != "ar" and not sampler and decoding == "reference" and "topk" in getattr(model, "samplers", ()):
+        sampler = {"sampler": "topk", "topk_strategy": REFERENCE_TOPK_STRATEGY}
+        steps = REFERENCE_MDM_STEPS if steps is None else steps
     tok = model.tokenizer
     char = isinstance(tok, CharTokenizer) or getattr(tok, "name", "") == CharTokenizer.name
     mod = MODULES[problem]

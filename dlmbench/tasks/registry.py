@@ -57,6 +57,9 @@ TASK_SETTINGS: dict[str, dict[str, Any]] = {
         "steps": None,
         "sampler": {},
         "prompt_suffix": "=",
+        # diffusion models that offer it decode as the reference does (Ye et al. 2024: easy-first top-k, T=20,
+        # stochastic0.5-linear) unless ``sampler`` says otherwise; "model" keeps the card's own sampler
+        "mdm_decoding": "reference",
     },
 }
 
