@@ -94,8 +94,9 @@ def _short_settings(skey: str) -> str:
     reasoning tasks' greedy decoding) take precedence over the model card's defaults of the same name."""
     s = json.loads(skey)
     keep = {}
-    for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "greedy_method", "top_p", "temperature"):
-        if f"sampler.{k}" in s and k != "sampler":
+    for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "greedy_method", "top_p", "temperature",
+              "topk_strategy"):
+        if f"sampler.{k}" in s:
             keep[k] = s[f"sampler.{k}"]
         elif k in s:
             keep[k] = s[k]
