@@ -65,12 +65,17 @@ class SEDDModel(DiTLM):
         return AbsorbingGraph(self.mask_id)
 
     # -- score and its masked-model reading -----------------------------------------------------------
-    def _score(self, x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """SEDD's log concrete score ``[B, L, V]`` at total noise ``sigma [B]``."""
+    def _score(self, x_t: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """SEDD's log concrete score ``[B, L, V]`` at total noise ``sigma [B]``; with ``positions`` (bool
+        ``[B, L]``) only the rows ``[N, V]`` there (each with its sequence's ``sigma``)."""
         from .backbones.dit import sedd_log_score
 
-        logits = self._logits(x_t, sigma)
-        return sedd_log_score(logits, x_t, sigma.to(device=logits.device, dtype=torch.float64), bool(self.config.scale_by_sigma))
+        logits = self._logits(x_t, sigma, positions)
+        sig = sigma.to(device=logits.device, dtype=torch.float64)
+        if positions is None:
+            return sedd_log_score(logits, x_t, sig, bool(self.config.scale_by_sigma))
+        row_sigma = sig[positions.nonzero(as_tuple=True)[0]]
+        return sedd_log_score(logits[:, None], x_t[positions][:, None], row_sigma, bool(self.config.scale_by_sigma))[:, 0]
 
     def _argmax_score(self, x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Temperature 0: the total score over real tokens (hence the unmasking probability of a step) kept,
@@ -92,11 +97,11 @@ class SEDDModel(DiTLM):
 
     # -- likelihood ---------------------------------------------------------------------------------
     def _bound_rows(self, x0, score_mask, seeds):
-        from ..estimators import sedd_bound_mc
+        from ..estimators import PositionalDenoiser, sedd_bound_mc
 
         st = self.settings
         with torch.inference_mode():
-            est = sedd_bound_mc(self._score, x0, score_mask, seeds, graph=self.graph, schedule=self.schedule,
+            est = sedd_bound_mc(PositionalDenoiser(self._score, self._score), x0, score_mask, seeds, graph=self.graph, schedule=self.schedule,
                                 num_samples=int(st["mc_samples"]), time_sampling=str(st["time_sampling"]),
                                 sampling_eps=float(st["sampling_eps"]), batch_size=max(1, int(st["batch_size"])))
         return est.mean, est.stderr, dict(est.settings)

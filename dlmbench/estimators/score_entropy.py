@@ -40,6 +40,7 @@ from typing import Callable, Union
 import torch
 
 from ..noise import NoiseSchedule
+from .masked import PositionalDenoiser
 from .montecarlo import MCEstimate, check_inputs, draw_uniforms, evaluate_in_chunks, summarize
 from .time_sampling import TimeScheme, times_from_uniforms
 
@@ -178,10 +179,26 @@ def _sedd_from_uniforms(
 ) -> torch.Tensor:
     sigma, dsigma = schedule.sigma(t), schedule.dsigma(t)
     x_t = graph.perturb(x0, score_mask, sigma, u_move, u_token)
-    log_score = score_fn(x_t, sigma)
-    ent = graph.score_entropy(log_score, sigma, x_t, x0)
+    if isinstance(score_fn, PositionalDenoiser) and isinstance(graph, AbsorbingGraph):
+        ent = _absorbing_entropy_at_masked_rows(score_fn, graph, sigma, x_t, x0)
+    else:
+        ent = graph.score_entropy(score_fn(x_t, sigma), sigma, x_t, x0)
     ent = torch.where(score_mask, ent, torch.zeros_like(ent))
     return dsigma.to(torch.float64) * ent.sum(dim=-1)
+
+
+def _absorbing_entropy_at_masked_rows(score_fn: PositionalDenoiser, graph: AbsorbingGraph, sigma: torch.Tensor,
+                                      x_t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """The absorbing graph's score entropy ``[B, L]``, computed from the log score at masked positions only
+    (``score_fn.at_positions -> [N, V]``): the entropy is 0 at every other position, and each masked position
+    is its own ``[1, 1]`` sequence at its row's ``sigma`` for :meth:`AbsorbingGraph.score_entropy`."""
+    masked = x_t == graph.mask_id
+    ent = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+    if bool(masked.any()):
+        rows = score_fn.at_positions(x_t, sigma, masked)
+        row_sigma = sigma[masked.nonzero(as_tuple=True)[0]]
+        ent[masked] = graph.score_entropy(rows[:, None], row_sigma, x_t[masked][:, None], x0[masked][:, None])[:, 0]
+    return ent
 
 
 def sedd_prior_kl(
