@@ -100,6 +100,8 @@ def _short_settings(skey: str) -> str:
             keep[k] = s[f"sampler.{k}"]
         elif k in s:
             keep[k] = s[k]
+    if keep.get("sampler") != "topk":
+        keep.pop("topk_strategy", None)  # the top-k decoding's option, a default everywhere else
     return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
 
 
