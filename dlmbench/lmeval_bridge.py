@@ -55,7 +55,7 @@ from typing import Any
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from .adapters.base import LanguageModel, NLLResult, ScoreRequest
+from .adapters.base import LanguageModel, NLLResult, ScoreRequest, until_eos
 from .errors import BadSpec
 from .seeding import request_seed
 
@@ -82,11 +82,7 @@ def generate_seed(seed: int, context: str, gen_kwargs: dict | None) -> int:
 def cut_generation(tokenizer, ids: Sequence[int], until: Sequence[str]) -> str:
     """The answer text of a generation, as lm-eval's HF model cuts it: at the model's end-of-text token
     (``tokenizer.eos_id``, always a stop), then the decoded text at the earliest of the ``until`` strings."""
-    ids = [int(t) for t in ids]
-    eos = getattr(tokenizer, "eos_id", None)
-    if eos is not None and int(eos) in ids:
-        ids = ids[: ids.index(int(eos))]
-    text = tokenizer.decode(ids)
+    text = tokenizer.decode(until_eos(ids, getattr(tokenizer, "eos_id", None)))
     cut = min((text.find(s) for s in until if s and s in text), default=len(text))
     return text[:cut]
 

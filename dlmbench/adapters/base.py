@@ -142,6 +142,15 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
+def until_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
+    """``ids`` up to (without) the first end-of-text token; all of them when there is none (or no ``eos_id``).
+    A generated answer ends there: what a sampler writes after it is not part of the answer."""
+    ids = [int(t) for t in ids]
+    if eos_id is not None and int(eos_id) in ids:
+        return ids[: ids.index(int(eos_id))]
+    return ids
+
+
 class LanguageModel(abc.ABC):
     """Base class of every model adapter.
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..adapters.base import until_eos
 from .char_tokenizer import CharTokenizer
 
 
@@ -78,9 +79,7 @@ def prediction_text(tok: CharTokenizer, generated: list[int], *, cut_at_eos: boo
     pads after EOS, so for AR the two settings agree). ``cut_at_eos=True`` drops everything from the
     first ``[EOS]`` on.
     """
-    ids = list(generated)
-    if cut_at_eos and tok.eos_id in ids:
-        ids = ids[: ids.index(tok.eos_id)]
+    ids = until_eos(generated, tok.eos_id) if cut_at_eos else list(generated)
     return tok.decode(ids, skip_special_tokens=True)
 
 

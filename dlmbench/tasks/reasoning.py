@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..adapters.base import LanguageModel
+from ..adapters.base import LanguageModel, until_eos
 from ..errors import BadSpec, UnknownName
 from ..seeding import request_seed
 from ..specs import TaskSpec
@@ -133,8 +133,8 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
         if char:
             pred = prediction_text(tok, gen, cut_at_eos=(model.family == "ar"))
         else:
-            if model.family == "ar" and tok.eos_id is not None and tok.eos_id in gen:
-                gen = gen[: gen.index(tok.eos_id)]
+            if model.family == "ar":
+                gen = until_eos(gen, tok.eos_id)
             pred = tok.decode(gen).strip().split("\n")[0]
         f_ok, s_ok = bool(mod.verify_faithful(pred, ex)), bool(mod.verify_strict(pred, ex))
         faithful.append(f_ok)

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from .. import metrics
-from ..adapters.base import LanguageModel, ScoreRequest
+from ..adapters.base import LanguageModel, ScoreRequest, until_eos
 from ..errors import DatasetUnavailable
 from ..seeding import request_seed
 from ..specs import DatasetSpec, TaskSpec
@@ -48,11 +48,7 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
         ctx_ids, tgt_ids = encode_pair(model.tokenizer, rec["prompt"], rec["completion"])
         requests.append(ScoreRequest(tuple(ctx_ids), tuple(tgt_ids), request_seed(seed, task.name, direction, i)))
         out = model.sample(1, max_new, prefix=ctx_ids, seed=request_seed(seed, task.name, direction, "gen", i), **sampler)
-        gen = list(out.tokens[0])
-        eos = model.tokenizer.eos_id
-        if eos is not None and eos in gen:  # the answer ends at end-of-text (what follows is not part of it)
-            gen = gen[: gen.index(eos)]
-        completions.append(model.tokenizer.decode(gen))
+        completions.append(model.tokenizer.decode(until_eos(out.tokens[0], model.tokenizer.eos_id)))
     scored = model.conditional_nll(requests)
     em = np.array([exact_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
     sub = np.array([substring_match(c, r["completion"]) for c, r in zip(completions, records)], dtype=float)
