@@ -54,7 +54,7 @@ def main() -> None:
 
     import torch
 
-    from dlmbench.adapters.ar import load_ar
+    from dlmbench.families.ar.adapter import load_ar
     from dlmbench.registry import default_registry
 
     os.environ["DLMBENCH_NO_PROGRESS"] = "1"

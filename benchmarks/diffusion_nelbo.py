@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from dlmbench.estimators import mdlm_nelbo_mc
-from dlmbench.noise import LogLinearNoise
+from dlmbench.diffusion.masked import mdlm_nelbo_mc
+from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.seeding import generator
 
 

@@ -38,8 +38,8 @@ def main() -> None:
     args = ap.parse_args()
     runs = [tuple(r.split(":")) for r in args.runs.split(",")]
     os.environ.setdefault("DLMBENCH_NO_PROGRESS", "1")
-    from dlmbench.adapters import load_model
-    from dlmbench.adapters.base import ScoreRequest
+    from dlmbench.families import load_model
+    from dlmbench.interface import ScoreRequest
     from dlmbench.registry import Registry
 
     reg = Registry.default()

@@ -4,7 +4,7 @@ directly vs bare forward passes, on a small random DiT in the published MDLM for
     (a) bare    the backbone's forward passes alone on pre-built noised inputs (same rows, same batch size)
     (a2) model the same plus MDLM's output normalisation (mask column -inf, log-softmax): the model's
                 forward as MDLM's ``_subs_parameterization`` defines it, before any harness work
-    (b) direct  :func:`dlmbench.estimators.mdlm_nelbo_mc` on the SUBS head, all requests at once
+    (b) direct  :func:`dlmbench.diffusion.mdlm_nelbo_mc` on the SUBS head, all requests at once
     (c) adapter ``MDLMModel.conditional_nll`` (grouping by length, per-request seeds, chunking, NLLResult)
 
 Prints seconds (best of ``--repeats``) and the overheads (c)/(a) and (c)/(b). The issue's target is <= 5%
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from dlmbench.adapters.backbones.checkpoints import load_mdlm_backbone
-from dlmbench.adapters.backbones.dit import mdlm_subs_log_probs
-from dlmbench.adapters.backbones.tiny import tiny_config, write_mdlm_hub_folder
-from dlmbench.adapters.base import ScoreRequest
-from dlmbench.adapters.mdlm import SETTINGS, MDLMModel
-from dlmbench.estimators import mdlm_nelbo_mc
-from dlmbench.noise import LogLinearNoise
+from dlmbench.nets.dit_checkpoints import load_mdlm_backbone
+from dlmbench.nets.dit import mdlm_subs_log_probs
+from dlmbench.nets.dit_writer import tiny_config, write_mdlm_hub_folder
+from dlmbench.interface import ScoreRequest
+from dlmbench.families.mdlm.adapter import SETTINGS, MDLMModel
+from dlmbench.diffusion.masked import mdlm_nelbo_mc
+from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.seeding import request_seed
 from dlmbench.specs import CheckpointRef, ModelSpec
 

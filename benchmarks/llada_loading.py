@@ -24,7 +24,7 @@ import torch
 
 
 def _config(preset: str):
-    from dlmbench.adapters.backbones.llada import llada_8b_config
+    from dlmbench.families.llada.backbone import llada_8b_config
 
     cfg = llada_8b_config()
     if preset == "small":
@@ -35,8 +35,8 @@ def _config(preset: str):
 def write(args) -> None:
     from safetensors.torch import save_file
 
-    from dlmbench.adapters.backbones.llada import expected_shapes
-    from dlmbench.adapters.backbones.llada_tiny import _assign_shards, config_json
+    from dlmbench.families.llada.backbone import expected_shapes
+    from dlmbench.families.llada.writer import _assign_shards, config_json
 
     cfg = _config(args.preset)
     folder = Path(args.dir)
@@ -59,7 +59,7 @@ def write(args) -> None:
 
 
 def load(args) -> None:
-    from dlmbench.adapters.backbones.llada_loading import load_llada_backbone
+    from dlmbench.families.llada.loader import load_llada_backbone
 
     dev = torch.device(args.device)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -44,7 +44,7 @@ def on_paper(preset_params: int, batch: int, length: int, answer: int) -> str:
 
 
 def build(preset: str, device: str, dtype: torch.dtype):
-    from dlmbench.adapters.backbones.llada import LLaDABackbone, llada_8b_config
+    from dlmbench.families.llada.backbone import LLaDABackbone, llada_8b_config
 
     cfg = llada_8b_config()
     if preset == "small":
@@ -81,8 +81,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("DLMBENCH_NO_PROGRESS", "1")
 
-    from dlmbench.adapters.base import ScoreRequest
-    from dlmbench.adapters.llada import SETTINGS, LLaDAModel
+    from dlmbench.interface import ScoreRequest
+    from dlmbench.families.llada.adapter import SETTINGS, LLaDAModel
     from dlmbench.specs import CheckpointRef, ModelSpec
 
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from dlmbench.samplers import ddpm, ddpm_cache, first_hitting, masked_canvas
+from dlmbench.diffusion.masked_samplers import ddpm, ddpm_cache, first_hitting
+from dlmbench.diffusion.sampling import masked_canvas
 from dlmbench.seeding import generator
 
 

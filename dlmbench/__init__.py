@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import DlmbenchError  # noqa: E402
+from dlmbench.errors import DlmbenchError  # noqa: E402
 
 
 def evaluate(model: str, task: str, **overrides):
@@ -11,7 +11,7 @@ def evaluate(model: str, task: str, **overrides):
     ``overrides`` are run options (``seed``, ``limit``, ``batch_size``, ``device``, ``out``) or any
     model/task setting (``settings={"stride": 512}``). Same as ``dlmbench run --model M --task T``.
     """
-    from .api import evaluate as _evaluate
+    from dlmbench.api import evaluate as _evaluate
 
     return _evaluate(model, task, **overrides)
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import BadSpec, DlmbenchError
+from dlmbench import __version__
+from dlmbench.errors import BadSpec, DlmbenchError
 
 EPILOG = """examples:
   dlmbench list models
@@ -146,12 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(paired bootstrap on per-example values, z-test on stderr otherwise). Exit 0: no regression; 1: a "
         "regression; 2: cannot compare. See docs/regress.md.",
     )
-    from .regress.command import add_arguments as _regress_arguments
+    from dlmbench.regress.command import add_arguments as _regress_arguments
 
     _regress_arguments(reg)
 
     zoo = sub.add_parser("zoo", help="train the reference zoo of tiny models (every family, on CPU)")
-    from .zoo.command import add_arguments as _zoo_arguments
+    from dlmbench.zoo.command import add_arguments as _zoo_arguments
 
     _zoo_arguments(zoo)
     # only listed here for --help: main() hands everything after `lm-eval` to lm-eval untouched
@@ -189,7 +189,7 @@ def cmd_lm_eval(folders: Sequence[str], args: Sequence[str]) -> int:
     ``lm_eval --model dlmbench`` cannot see ours; this imports the bridge first. ``--specs`` folders
     reach the bridge through ``$DLMBENCH_SPECS``."""
     try:
-        from . import lmeval_bridge
+        from dlmbench.integrations import lmeval as lmeval_bridge
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] != "lm_eval":
             raise
@@ -197,7 +197,7 @@ def cmd_lm_eval(folders: Sequence[str], args: Sequence[str]) -> int:
     for d in folders:
         if not Path(d).expanduser().is_dir():
             raise BadSpec(f"specs folder {d} (from --specs) does not exist; give a folder holding models/ and tasks/ YAML cards")
-    from .registry import ENV_VAR
+    from dlmbench.registry import ENV_VAR
 
     saved = os.environ.get(ENV_VAR)
     if folders:
@@ -217,7 +217,7 @@ def cmd_lm_eval(folders: Sequence[str], args: Sequence[str]) -> int:
 
 
 def _parse_settings(items: Sequence[str], flag: str = "--set") -> dict:
-    from .specs import parse_value
+    from dlmbench.specs import parse_value
 
     out = {}
     for item in items:
@@ -236,7 +236,7 @@ def _split(names: str) -> list[str]:
 
 
 def cmd_list(args) -> int:
-    from .registry import Registry
+    from dlmbench.registry import Registry
 
     reg = Registry.default(args.specs)
     if args.what == "models":
@@ -255,7 +255,7 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     import yaml
 
-    from .registry import Registry
+    from dlmbench.registry import Registry
 
     reg = Registry.default(args.specs)
     spec = reg.model(args.name) if args.what == "model" else reg.task(args.name)
@@ -266,7 +266,7 @@ def cmd_show(args) -> int:
 
 
 def _scheduler_options(args):
-    from .runner.backends import RayOptions, SlurmOptions
+    from dlmbench.runner.backends import RayOptions, SlurmOptions
 
     for name in ("gpus", "ranks", "slurm_cpus", "slurm_array_parallelism"):
         v = getattr(args, name)
@@ -291,10 +291,10 @@ def _scheduler_options(args):
 
 def _check(jobs, baseline: str) -> int:
     """``--check``: this invocation's runs as the candidate of a regress comparison (default options)."""
-    from .regress.compare import StatOptions, compare
-    from .regress.inputs import load_side
-    from .regress.matching import Options
-    from .regress.render import markdown
+    from dlmbench.regress.compare import StatOptions, compare
+    from dlmbench.regress.inputs import load_side
+    from dlmbench.regress.matching import Options
+    from dlmbench.regress.render import markdown
 
     base = load_side(baseline, "baseline")
     cand = [e for job in jobs if (job.folder / "metrics.jsonl").is_file() for e in load_side(job.folder, "candidate")]
@@ -310,11 +310,11 @@ def _check(jobs, baseline: str) -> int:
 
 
 def cmd_run(args) -> int:
-    from .registry import Registry
-    from .report.table import render
-    from .runner.backends import JobOptions, run_with_backend
-    from .runner.distributed import is_main_process
-    from .runner.suite import expand_suite, is_finished, load_suite
+    from dlmbench.registry import Registry
+    from dlmbench.report.table import render
+    from dlmbench.runner.backends import JobOptions, run_with_backend
+    from dlmbench.runner.distributed import is_main_process
+    from dlmbench.runner.suite import expand_suite, is_finished, load_suite
 
     if args.limit is not None and args.limit < 1:
         raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
@@ -361,7 +361,7 @@ def cmd_run(args) -> int:
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
         for job, msg in summary.failed:
             log(f"  failed: {job.label}: {msg}")
-    from .store import read_run
+    from dlmbench.store import read_run
 
     all_rows = [r.to_json() for job in jobs if is_finished(job) for r in read_run(job.folder).rows]
     if args.json:
@@ -388,8 +388,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .report.table import render
-    from .store import export_table, load_table
+    from dlmbench.report.table import render
+    from dlmbench.store import export_table, load_table
 
     df = load_table(args.out_dir)
     if args.model:
@@ -416,8 +416,8 @@ def cmd_results(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report.leaderboard import write_report
-    from .store import load_table
+    from dlmbench.report.leaderboard import write_report
+    from dlmbench.store import load_table
 
     df = load_table(args.results_dir)
     out = args.out or str(Path(args.results_dir) / "leaderboard")
@@ -427,13 +427,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from .zoo.command import run
+    from dlmbench.zoo.command import run
 
     return run(args)
 
 
 def cmd_regress(args) -> int:
-    from .regress.command import run_from_args
+    from dlmbench.regress.command import run_from_args
 
     return run_from_args(args)
 

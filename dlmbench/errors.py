@@ -49,6 +49,10 @@ class BadSpec(DlmbenchError):
     """A model card, task card, suite or override that does not validate."""
 
 
+class BadSetting(BadSpec):
+    """A setting (card ``settings:``, ``--set KEY=VALUE``, API ``settings=``) that is unknown or out of range."""
+
+
 class CheckpointError(DlmbenchError):
     """Weights that cannot be found, downloaded or matched to the architecture."""
 

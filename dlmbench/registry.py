@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadSpec, UnknownModel, UnknownTask
-from .specs import ModelSpec, TaskSpec, load_yaml
+from dlmbench.errors import BadSpec, UnknownModel, UnknownTask
+from dlmbench.specs import ModelSpec, TaskSpec, load_yaml
 
 PACKAGE_CARDS = Path(__file__).resolve().parent / "cards"
 ENV_VAR = "DLMBENCH_SPECS"

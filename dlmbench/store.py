@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ResultsError
+from dlmbench.errors import ResultsError
 
 COLUMNS = [
     "run_id",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from dlmbench.adapters.backbones.tiny import (
+from dlmbench.nets.dit_writer import (
     tiny_config,
     write_mdlm_hub_folder,
     write_mdlm_lightning_ckpt,

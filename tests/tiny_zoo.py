@@ -88,7 +88,7 @@ def make_zoo(root: Path, *, llada: bool = True, gpt2: bool = True, mc_samples: i
         card = {"name": "tiny-gpt2", "family": "ar", "checkpoint": {"local": str(folder)}, "settings": {"batch_size": gpt2_batch_size}}
         (specs / "models" / "tiny-gpt2.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     if llada:
-        from dlmbench.adapters.backbones.llada_tiny import write_tiny_llada
+        from dlmbench.families.llada.writer import write_tiny_llada
 
         folder = write_tiny_llada(root / "llada", seed=3)
         card = {

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import UnknownName
+from dlmbench.errors import UnknownName
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import BadSpec
-from ..specs import TaskSpec
-from .detokenizers import get_detokenizer
-from .packing import PackedRequest, pack
-from .sources import load_texts
+from dlmbench.errors import BadSpec
+from dlmbench.specs import TaskSpec
+from dlmbench.data.detokenizers import get_detokenizer
+from dlmbench.data.packing import PackedRequest, pack
+from dlmbench.data.sources import load_texts
 
 PROGRESS_MIN_DOCS = 2000
 

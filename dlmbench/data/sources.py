@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadSpec, DatasetUnavailable
-from ..specs import DatasetSpec
+from dlmbench.errors import BadSpec, DatasetUnavailable
+from dlmbench.specs import DatasetSpec
 
 FORMATS = ("jsonl", "json", "txt", "parquet")
 PROBE_TIMEOUT_S = 2.0

@@ -11,9 +11,9 @@ Each task module exposes ``generate(n, seed, ...)``, ``write_split(path, n, seed
 
 from __future__ import annotations
 
-from . import countdown, planning, sat, sudoku
-from .char_tokenizer import CharTokenizer
-from .layout import LENGTHS, TaskLengths, mdm_canvas, prompt_ids, target_ids
+from dlmbench.reasoning import countdown, planning, sat, sudoku
+from dlmbench.reasoning.char_tokenizer import CharTokenizer
+from dlmbench.reasoning.layout import LENGTHS, TaskLengths, mdm_canvas, prompt_ids, target_ids
 
 MODULES = {"countdown": countdown, "sudoku": sudoku, "sat": sat, "planning": planning}
 

@@ -28,7 +28,7 @@ PAD_ID, SEP_ID, MASK_ID, EOS_ID, UNK_ID = 0, 1, 2, 3, 4
 
 
 class CharTokenizer:
-    """Character tokenizer implementing the :class:`dlmbench.adapters.base.Tokenizer` protocol.
+    """Character tokenizer implementing the :class:`dlmbench.interface.Tokenizer` protocol.
 
     ``bos_id`` is ``None``: the reference never uses a BOS token; prompts end with ``[SEP]``.
     """

@@ -41,8 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .char_tokenizer import CharTokenizer
-from .layout import LENGTHS, TaskLengths, fits, write_jsonl
+from dlmbench.reasoning.char_tokenizer import CharTokenizer
+from dlmbench.reasoning.layout import LENGTHS, TaskLengths, fits, write_jsonl
 
 # ---------------------------------------------------------------------------------------------------
 # A safe evaluator reproducing Python's eval on arithmetic expressions.

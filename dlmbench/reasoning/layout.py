@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adapters.base import until_eos
-from .char_tokenizer import CharTokenizer
+from dlmbench.interface import until_eos
+from dlmbench.reasoning.char_tokenizer import CharTokenizer
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .layout import write_jsonl
+from dlmbench.reasoning.layout import write_jsonl
 
 STREAM = 2
 NODE_PER_STREAM = 7

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import write_jsonl
+from dlmbench.reasoning.layout import write_jsonl
 
 VARIABLES = "abcdefghij"
 THRESHOLD_RATIO = 4.258

@@ -24,7 +24,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from .layout import write_jsonl
+from dlmbench.reasoning.layout import write_jsonl
 
 ALL = 0x3FE  # bits 1..9
 

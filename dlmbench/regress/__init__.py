@@ -11,11 +11,11 @@ Entry points for the CLI: :func:`add_arguments` and :func:`run_from_args` (:mod:
 runs it standalone (``python -m dlmbench.regress``).
 """
 
-from .command import add_arguments, main, options_from_args, run_from_args
-from .compare import Report, Result, StatOptions, compare
-from .inputs import Entry, load_side
-from .matching import DEFAULT_IGNORED, Options, Problem, match
-from .render import junit_xml, markdown
+from dlmbench.regress.command import add_arguments, main, options_from_args, run_from_args
+from dlmbench.regress.compare import Report, Result, StatOptions, compare
+from dlmbench.regress.inputs import Entry, load_side
+from dlmbench.regress.matching import DEFAULT_IGNORED, Options, Problem, match
+from dlmbench.regress.render import junit_xml, markdown
 
 __all__ = [
     "DEFAULT_IGNORED",

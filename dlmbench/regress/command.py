@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import BadSpec, DlmbenchError
-from .compare import CORRECTIONS, StatOptions, compare
-from .inputs import load_side
-from .matching import DEFAULT_IGNORED, MODEL_MATCH, Options
-from .render import junit_xml, markdown
+from dlmbench.errors import BadSpec, DlmbenchError
+from dlmbench.regress.compare import CORRECTIONS, StatOptions, compare
+from dlmbench.regress.inputs import load_side
+from dlmbench.regress.matching import DEFAULT_IGNORED, MODEL_MATCH, Options
+from dlmbench.regress.render import junit_xml, markdown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
-from .inputs import Entry
-from .matching import Options, Pair, Problem, compared_settings, match, select, varying_keys
-from .recipes import align, recipe_for, reproduces
+from dlmbench.regress import stats
+from dlmbench.regress.inputs import Entry
+from dlmbench.regress.matching import Options, Pair, Problem, compared_settings, match, select, varying_keys
+from dlmbench.regress.recipes import align, recipe_for, reproduces
 
 CORRECTIONS = ("holm", "bonferroni", "none")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ResultsError
+from dlmbench.errors import ResultsError
 
 
 @dataclass

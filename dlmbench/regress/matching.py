@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import Entry
+from dlmbench.regress.inputs import Entry
 
 #: settings that are bookkeeping, not inputs that change the numbers
 DEFAULT_IGNORED: tuple[str, ...] = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
-from .compare import Report, Result
+from dlmbench.regress.compare import Report, Result
 
 VERDICT = {"pass": "✅", "regression": "❌", "warn": "⚠️"}
 VERDICT_WORD = {"pass": "pass", "regression": "regression", "warn": "warning"}
@@ -20,7 +20,7 @@ def fmt_value(v: float | None, se: float | None, bound: str, higher_is_better: b
     s = f"{v:.4g}"
     if se is not None and math.isfinite(se):
         s += f" ± {se:.2g}"
-    from ..report.table import bound_marker
+    from dlmbench.report.table import bound_marker
 
     return bound_marker(bound, higher_is_better) + s
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .table import format_value
+from dlmbench.report.table import format_value
 
 _SKIP_SETTING_KEYS = {"limit", "task_settings", "n_requests", "n_tokens", "n_bytes", "n_examples", "n_params"}
 

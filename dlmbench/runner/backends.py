@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadSpec, DlmbenchError, NotSupported
-from .suite import Job, SuiteSummary, is_finished, record_failure
+from dlmbench.errors import BadSpec, DlmbenchError, NotSupported
+from dlmbench.runner.suite import Job, SuiteSummary, is_finished, record_failure
 
 BACKENDS = ("local", "slurm", "ray")
 _EXTRA = {"submitit": "slurm", "ray": "ray"}
@@ -73,7 +73,7 @@ def _error_line(e: BaseException) -> str:
 
 
 def _failed(job: Job, opts: JobOptions, error: BaseException, t0: float) -> JobResult:
-    from .distributed import is_main_process
+    from dlmbench.runner.distributed import is_main_process
 
     if is_main_process():
         try:
@@ -91,8 +91,8 @@ def _clear_failure(out: Path, job: Job) -> None:
 
 def run_job(job: Job, opts: JobOptions, loaded_model: Any = None) -> JobResult:
     """Run one job (or read it back if finished); record a failure instead of raising. Backend-neutral."""
-    from ..api import execute
-    from .distributed import dist_info, is_main_process, rank_device
+    from dlmbench.runner.execute import execute
+    from dlmbench.runner.distributed import dist_info, is_main_process, rank_device
 
     t0 = time.time()
     try:
@@ -112,7 +112,7 @@ def run_job(job: Job, opts: JobOptions, loaded_model: Any = None) -> JobResult:
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 — a failed job must not stop the others
-        from .distributed import RanksOutOfStep
+        from dlmbench.runner.distributed import RanksOutOfStep
 
         res = _failed(job, opts, e, t0)
         if isinstance(e, RanksOutOfStep):
@@ -178,7 +178,7 @@ class Progress:
 
 def progress_enabled(mode: str) -> bool:
     """``auto``: on when stderr is a terminal (and ``DLMBENCH_NO_PROGRESS`` is unset); ``on``; ``off``."""
-    from .distributed import is_main_process
+    from dlmbench.runner.distributed import is_main_process
 
     if not is_main_process() or mode == "off":
         return False
@@ -228,8 +228,8 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
     """Jobs in order in this process (each rank, under torchrun), one model load per consecutive group."""
     import json
 
-    from ..adapters import load_model
-    from . import distributed as dp
+    from dlmbench.families import load_model
+    from dlmbench.runner import distributed as dp
 
     ctx = dp.context()
     device = dp.rank_device(opts.device, dp.dist_info())
@@ -373,7 +373,7 @@ def run_with_backend(
     log: Callable[[str], None] | None = None,
 ) -> SuiteSummary:
     """Run ``jobs`` on ``backend``; return the summary (done, cached, failed, submitted)."""
-    from .distributed import dist_info
+    from dlmbench.runner.distributed import dist_info
 
     if backend not in BACKENDS:
         raise BadSpec(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

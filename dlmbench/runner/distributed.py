@@ -191,7 +191,7 @@ def encode_greedy(indices: Sequence[int], result) -> dict[str, Any]:
 
 def merge_shards(shards: Sequence[dict[str, Any]], n: int):
     """Put the shards' rows back in request order: an ``NLLResult`` or a ``GreedyResult`` of ``n`` requests."""
-    from ..adapters.base import GreedyResult, NLLResult
+    from dlmbench.interface import GreedyResult, NLLResult
 
     metas = [s["meta"] for s in shards if s["rows"]]
     rows = sorted((r for s in shards for r in s["rows"]), key=lambda r: r["index"])
@@ -290,7 +290,7 @@ class ShardedModel:
 
 
 def _register() -> None:
-    from ..adapters.base import LanguageModel
+    from dlmbench.interface import LanguageModel
 
     LanguageModel.register(ShardedModel)  # isinstance checks see the wrapped adapter's interface
 

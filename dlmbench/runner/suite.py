@@ -12,7 +12,7 @@ Suite file (``suites/NAME.yaml``)::
     task_settings:                     # optional per-task overrides
       kjv-lastword: {strip_punctuation: true}
 
-Each job is keyed by the hash of its fully resolved spec (:func:`dlmbench.api.cache_key`); a finished
+Each job is keyed by the hash of its fully resolved spec (:func:`dlmbench.runner.resolve.cache_key`); a finished
 job is never recomputed unless forced, and since every job is written atomically, a killed suite
 resumes where it stopped. A failing job is recorded under ``failures/`` with its error and does not
 stop the others.
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadSpec
-from ..registry import Registry
-from ..specs import RunSpec, load_yaml
+from dlmbench.errors import BadSpec
+from dlmbench.registry import Registry
+from dlmbench.specs import RunSpec, load_yaml
 
 _SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "settings", "grid", "task_settings"}
 
@@ -82,8 +82,8 @@ def expand_suite(
     where: str = "suite",
 ) -> list[Job]:
     """All jobs of a suite, resolved and validated (a typo fails before any work)."""
-    from ..api import cache_key, resolve
-    from ..store import run_folder
+    from dlmbench.runner.resolve import cache_key, resolve
+    from dlmbench.store import run_folder
 
     if not isinstance(data, Mapping):
         raise BadSpec(f"{where}: a suite must be a YAML mapping")
@@ -169,7 +169,7 @@ def run_jobs(
 ) -> SuiteSummary:
     """Run jobs in order in this process, loading each model once for its consecutive jobs; never stops on a
     failure. The ``local`` backend of :func:`dlmbench.runner.backends.run_with_backend`, without a progress bar."""
-    from .backends import JobOptions, run_with_backend
+    from dlmbench.runner.backends import JobOptions, run_with_backend
 
     opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
     return run_with_backend(jobs, opts, backend="local", progress="off", log=log)

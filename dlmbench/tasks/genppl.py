@@ -23,19 +23,19 @@ import time
 
 import numpy as np
 
-from ..adapters.base import LanguageModel, ScoreRequest
-from ..errors import BadSpec, DatasetUnavailable
-from ..seeding import request_seed
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
-from .perplexity import _dataset_name
+from dlmbench.interface import LanguageModel, ScoreRequest
+from dlmbench.errors import BadSpec, DatasetUnavailable
+from dlmbench.seeding import request_seed
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
+from dlmbench.tasks.perplexity import _dataset_name
 
 CONVENTIONS = ("mdlm", "sedd", "bos")
 
 
 def unigram_entropy(ids) -> float:
     """``H = −Σ_v p_v ln p_v`` with ``p_v`` the frequency of token v within one sample (nats)."""
-    from ..genstats import unigram_entropy as _h
+    from dlmbench.metrics.generation import unigram_entropy as _h
 
     return float(_h(list(ids)))
 
@@ -80,10 +80,10 @@ def score_samples(evaluator: LanguageModel, gen_tokenizer, samples: list[list[in
 
 
 def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    from .. import metrics
-    from ..adapters import load_model
-    from ..data.sources import load_texts
-    from .registry import model_card_setting
+    from dlmbench import metrics
+    from dlmbench.families import load_model
+    from dlmbench.data.sources import load_texts
+    from dlmbench.tasks.registry import model_card_setting
 
     st = {**task.settings}
     n = int(limit or st.get("n_samples", 16))

@@ -16,13 +16,13 @@ import re
 
 import numpy as np
 
-from .. import metrics
-from ..adapters.base import LanguageModel, ScoreRequest
-from ..errors import DatasetUnavailable
-from ..seeding import request_seed
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
-from .perplexity import _dataset_name
+from dlmbench import metrics
+from dlmbench.interface import LanguageModel, ScoreRequest
+from dlmbench.errors import DatasetUnavailable
+from dlmbench.seeding import request_seed
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
+from dlmbench.tasks.perplexity import _dataset_name
 
 _TRAILING_PUNCT = re.compile(r"[\s\.,;:!\?\"'\)\]]+$")
 
@@ -54,8 +54,8 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 
 
 def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    from ..data.detokenizers import get_detokenizer
-    from ..data.sources import load_texts
+    from dlmbench.data.detokenizers import get_detokenizer
+    from dlmbench.data.sources import load_texts
 
     strip = bool(task.settings.get("strip_punctuation", False))
     delim = str(task.settings.get("target_delimiter", " "))

@@ -2,7 +2,7 @@
 
 A card of type ``lmeval`` names lm-eval task(s) or group(s) (``lm_eval_task``) and ``num_fewshot``; the
 run builds them with lm-eval's ``TaskManager``, evaluates them with ``lm_eval.simple_evaluate`` on the
-model wrapped by :class:`dlmbench.lmeval_bridge.DlmbenchLM`, and turns lm-eval's results into metric
+model wrapped by :class:`dlmbench.integrations.lmeval.DlmbenchLM`, and turns lm-eval's results into metric
 rows (``acc``, ``acc_norm``, ... with lm-eval's own standard errors), lm-eval's per-document records
 into examples, and the lm-eval version, task versions, shots and seeds into provenance.
 
@@ -43,10 +43,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..adapters.base import LanguageModel
-from ..errors import BadSpec, DatasetUnavailable, UnknownName
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
+from dlmbench.interface import LanguageModel
+from dlmbench.errors import BadSpec, DatasetUnavailable, UnknownName
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def run_lmeval(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         import lm_eval
     except ImportError:  # pragma: no cover
         raise BadSpec("lmeval tasks need lm-eval: pip install 'dlmbench[lm-eval]'") from None
-    from ..lmeval_bridge import DlmbenchLM
+    from dlmbench.integrations.lmeval import DlmbenchLM
 
     st = task.settings
     names = _names(st.get("lm_eval_task"))

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..adapters.base import LanguageModel
-from ..errors import BadSpec, DatasetUnavailable
-from ..seeding import request_seed
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
-from .perplexity import _dataset_name
+from dlmbench.interface import LanguageModel
+from dlmbench.errors import BadSpec, DatasetUnavailable
+from dlmbench.seeding import request_seed
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
+from dlmbench.tasks.perplexity import _dataset_name
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def mauve_score(p_features: np.ndarray, q_features: np.ndarray, *, num_buckets: 
 
 def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]:
     """``n`` pieces of ``length`` tokens (generator's tokenizer) of the task's corpus, decoded."""
-    from ..data.sources import load_texts
+    from dlmbench.data.sources import load_texts
 
     texts = load_texts(task.dataset, limit=None)
     stream: list[int] = []
@@ -143,8 +143,8 @@ def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]
 
 
 def _load_featurizer(name: str, model: LanguageModel, settings: Mapping[str, Any] | None = None) -> tuple[LanguageModel, Any]:
-    from ..adapters import load_model
-    from .registry import model_card_setting
+    from dlmbench.families import load_model
+    from dlmbench.tasks.registry import model_card_setting
 
     spec = model_card_setting({"featurizer": name, **(settings or {})}, "featurizer", name)
     if spec.family != "ar":

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import metrics
-from ..adapters.base import LanguageModel, ScoreRequest
-from ..errors import DatasetUnavailable
-from ..seeding import request_seed
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
+from dlmbench import metrics
+from dlmbench.interface import LanguageModel, ScoreRequest
+from dlmbench.errors import DatasetUnavailable
+from dlmbench.seeding import request_seed
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
 
 
 def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    from ..data.pipeline import build_requests
+    from dlmbench.data.pipeline import build_requests
 
     packed = build_requests(task, model.tokenizer, max_length=model.max_length, limit=limit)
     if not packed:

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
-from ..adapters.base import LanguageModel, until_eos
-from ..errors import BadSpec, UnknownName
-from ..seeding import request_seed
-from ..specs import TaskSpec
-from .base import MetricValue, TaskOutput
-from .perplexity import _dataset_name
+from dlmbench import metrics
+from dlmbench.interface import LanguageModel, until_eos
+from dlmbench.errors import BadSpec, UnknownName
+from dlmbench.seeding import request_seed
+from dlmbench.specs import TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
+from dlmbench.tasks.perplexity import _dataset_name
 
 PROBLEMS = ("countdown", "sudoku", "sat", "planning")
 # the reference's MDM decoding (tuner/mdm/trainer.py generate_samples; scripts: --diffusion_steps 20 --topk_decoding)
@@ -60,8 +60,8 @@ def cache_root() -> Path:
 
 def generated_split(problem: str, variant: str | None, split: str, n: int, data_seed: int) -> list[dict]:
     """The fixed split (cached JSONL): test from ``data_seed``, train from ``data_seed + 1``, disjoint."""
-    from ..reasoning import MODULES, SOURCE_FIELD
-    from ..reasoning.layout import read_jsonl, write_jsonl
+    from dlmbench.reasoning import MODULES, SOURCE_FIELD
+    from dlmbench.reasoning.layout import read_jsonl, write_jsonl
 
     if problem not in MODULES:
         raise UnknownName("reasoning problem", problem, MODULES)
@@ -75,7 +75,7 @@ def generated_split(problem: str, variant: str | None, split: str, n: int, data_
     if split == "test":
         rows = mod.generate(n, data_seed, **kwargs)
     elif problem == "planning":
-        from ..reasoning.planning import reference_splits
+        from dlmbench.reasoning.planning import reference_splits
 
         rows = reference_splits(seed=data_seed, num_test=1000, num_train=n)[1]
     else:
@@ -89,9 +89,9 @@ def generated_split(problem: str, variant: str | None, split: str, n: int, data_
 
 
 def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    from ..reasoning import LENGTHS, MODULES, SOURCE_FIELD, TARGET_FIELD
-    from ..reasoning.char_tokenizer import CharTokenizer
-    from ..reasoning.layout import prediction_text
+    from dlmbench.reasoning import LENGTHS, MODULES, SOURCE_FIELD, TARGET_FIELD
+    from dlmbench.reasoning.char_tokenizer import CharTokenizer
+    from dlmbench.reasoning.layout import prediction_text
 
     ds = task.dataset
     st = task.settings
@@ -102,7 +102,7 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
     if ds.source == "generated":
         examples_in = generated_split(problem, ds.name, ds.split or "test", int(st.get("n_split", 1000)), int(st.get("data_seed", 1234)))[:n_test]
     else:
-        from ..data.sources import load_records
+        from dlmbench.data.sources import load_records
 
         examples_in = load_records(ds, limit=n_test)
     key, _ = _variant_kwargs(problem, ds.name)
@@ -141,7 +141,7 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
         strict.append(s_ok)
         rec = {"index": i, "source": src, "target": ex[TARGET_FIELD[problem]], "prediction": pred, "faithful": f_ok, "strict": s_ok}
         if problem == "planning":
-            from ..reasoning.planning import planning_distance
+            from dlmbench.reasoning.planning import planning_distance
 
             rec["planning_distance"] = planning_distance(ex)
         rows_out.append(rec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import UnknownName
+from dlmbench.errors import UnknownName
 
 # setting name -> default, per task type (overridable with --set NAME=VALUE)
 TASK_SETTINGS: dict[str, dict[str, Any]] = {
@@ -104,12 +104,12 @@ def attach_model_cards(task: Any, registry: Any) -> Any:
 def model_card_setting(settings: Mapping[str, Any], key: str, default: str) -> Any:
     """The :class:`~dlmbench.specs.ModelSpec` a task setting names: the card resolved with the run
     (``<key>_card``), else looked up by name in the default registry (a task called directly)."""
-    from ..specs import ModelSpec
+    from dlmbench.specs import ModelSpec
 
     card = settings.get(f"{key}_card")
     if card:
         return ModelSpec.from_dict(card)
-    from ..registry import Registry
+    from dlmbench.registry import Registry
 
     return Registry.default().model(str(settings.get(key, default)))
 

@@ -18,14 +18,14 @@ import dataclasses
 
 import numpy as np
 
-from .. import metrics
-from ..adapters.base import LanguageModel, ScoreRequest, until_eos
-from ..errors import DatasetUnavailable
-from ..seeding import request_seed
-from ..specs import DatasetSpec, TaskSpec
-from .base import MetricValue, TaskOutput
-from .lambada import encode_pair
-from .perplexity import _dataset_name
+from dlmbench import metrics
+from dlmbench.interface import LanguageModel, ScoreRequest, until_eos
+from dlmbench.errors import DatasetUnavailable
+from dlmbench.seeding import request_seed
+from dlmbench.specs import DatasetSpec, TaskSpec
+from dlmbench.tasks.base import MetricValue, TaskOutput
+from dlmbench.tasks.lambada import encode_pair
+from dlmbench.tasks.perplexity import _dataset_name
 
 
 def _file_spec(ds: DatasetSpec, file: str) -> DatasetSpec:
@@ -34,8 +34,8 @@ def _file_spec(ds: DatasetSpec, file: str) -> DatasetSpec:
 
 
 def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, seed: int, limit: int | None):
-    from ..data.sources import load_records
-    from ..reversal_metrics import exact_match, substring_match
+    from dlmbench.data.sources import load_records
+    from dlmbench.metrics.reversal import exact_match, substring_match
 
     st = task.settings
     records = load_records(_file_spec(task.dataset, file), limit=limit)

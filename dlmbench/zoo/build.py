@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from ..registry import PACKAGE_CARDS
-from .configs import ZooConfig, get_config
-from .corpus import corpus_tokenizer, load_corpus
-from .writers import tokenizer_subfolder
+from dlmbench.registry import PACKAGE_CARDS
+from dlmbench.zoo.configs import ZooConfig, get_config
+from dlmbench.zoo.corpus import corpus_tokenizer, load_corpus
+from dlmbench.zoo.writers import tokenizer_subfolder
 
 DEFAULT_ROOT = PACKAGE_CARDS / "models"
 
@@ -123,8 +123,8 @@ def write_card(entry: ZooEntry, info: dict[str, Any], root: str | Path = DEFAULT
 def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_ROOT, tokenizer: Any = None,
                 progress: bool = True, heldout_samples: int = 2, log=print) -> dict[str, Any]:
     """Train one zoo model, evaluate it on its corpus's held-out part, write weights and card; return zoo.json."""
-    from .train import heldout_loss, train, train_info
-    from .writers import round_parameters, write_checkpoint
+    from dlmbench.zoo.train import heldout_loss, train, train_info
+    from dlmbench.zoo.writers import round_parameters, write_checkpoint
 
     corpus = load_corpus(entry.corpus)
     tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
@@ -185,7 +185,7 @@ def select(names: list[str] | None) -> list[ZooEntry]:
     for n in names:
         hits = [e for e in ZOO if n in (e.name, e.card_name, e.family, e.corpus)]
         if not hits:
-            from ..errors import UnknownName
+            from dlmbench.errors import UnknownName
 
             raise UnknownName("zoo model", n, [e.name for e in ZOO])
         out += [e for e in hits if e not in out]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import FAMILIES
-from .configs import CONFIGS
-from .corpus import CORPORA
+from dlmbench.zoo import FAMILIES
+from dlmbench.zoo.configs import CONFIGS
+from dlmbench.zoo.corpus import CORPORA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,8 +49,8 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from .build import DEFAULT_ROOT, ZooEntry, build, list_zoo, train_entry
-    from .configs import get_config
+    from dlmbench.zoo.build import DEFAULT_ROOT, ZooEntry, build, list_zoo, train_entry
+    from dlmbench.zoo.configs import get_config
 
     root = Path(args.root) if getattr(args, "root", None) else DEFAULT_ROOT
     if args.zoo_command == "list":
@@ -62,7 +62,7 @@ def run(args) -> int:
                   f"{f(r['train_seconds']):>8} {f(r['n_params'], ','):>10} {f(r['heldout_nll'], '.4f'):>8}")
         return 0
     if args.zoo_command == "train":
-        from .build import ZOO
+        from dlmbench.zoo.build import ZOO
 
         own = next((e.config for e in ZOO if (e.family, e.corpus) == (args.family, args.corpus)), "tiny")
         cfg = get_config(args.config or own, **_overrides(args))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..errors import UnknownName
+from dlmbench.errors import UnknownName
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BadSpec, DatasetUnavailable
+from dlmbench.errors import BadSpec, DatasetUnavailable
 
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
@@ -72,7 +72,7 @@ class Corpus:
 
 
 def kjv_records() -> list[dict]:
-    from ..data.sources import package_file
+    from dlmbench.data.sources import package_file
 
     path = package_file("bible", "data/kjv.jsonl")
     with open(path, encoding="utf-8") as f:
@@ -82,8 +82,8 @@ def kjv_records() -> list[dict]:
 def load_corpus(name: str) -> Corpus:
     """The named corpus with its train / held-out split (see the module docstring)."""
     if name == "kjv":
-        from ..data.sources import index_selector
-        from ..registry import default_registry
+        from dlmbench.data.sources import index_selector
+        from dlmbench.registry import default_registry
 
         split = default_registry().task(KJV_TASK).dataset.split
         held_out = index_selector(split)
@@ -111,13 +111,13 @@ def load_corpus(name: str) -> Corpus:
         return cd3_corpus()
     if name == "toy":
         return toy_corpus()
-    from ..errors import UnknownName
+    from dlmbench.errors import UnknownName
 
     raise UnknownName("zoo corpus", name, CORPORA)
 
 
 def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:
-    from ..tasks.reasoning import generated_split
+    from dlmbench.tasks.reasoning import generated_split
 
     train = generated_split("countdown", "cd3", "train", n_train, CD3_DATA_SEED)
     test = generated_split("countdown", "cd3", "test", CD3_TEST_N, CD3_DATA_SEED)

@@ -4,14 +4,14 @@ For a batch ``x [B, L]`` of equal-length rows ``[BOS, w_1 .. w_{L-1}]`` (BOS is 
 ``kjv`` task), the loss is a per-token average in nats of
 
 * ``ar``    cross-entropy ``-sum_i log p(w_i | w_<i)`` (exact NLL);
-* ``mdlm``  the continuous-time NELBO :func:`~dlmbench.estimators.masked.mdlm_nelbo` with MDLM's SUBS
+* ``mdlm``  the continuous-time NELBO :func:`~dlmbench.diffusion.masked.mdlm_nelbo` with MDLM's SUBS
             log-probs, ``t`` stratified over the batch ("antithetic", as MDLM trains), log-linear schedule;
-* ``sedd``  the score-entropy (DWDSE) integrand :func:`~dlmbench.estimators.score_entropy.sedd_bound`
+* ``sedd``  the score-entropy (DWDSE) integrand :func:`~dlmbench.families.sedd.estimator.sedd_bound`
             on the absorbing graph with SEDD's ``scale_by_sigma`` log score, ``t`` i.i.d. (SEDD's loss);
-* ``llada`` LLaDA's bound :func:`~dlmbench.estimators.masked.llada_bound`: ``l ~ U{1..T}`` tokens masked,
+* ``llada`` LLaDA's bound :func:`~dlmbench.diffusion.masked.llada_bound`: ``l ~ U{1..T}`` tokens masked,
             masked cross-entropy weighted by ``T / l``;
 * ``plaid`` Plaid's training loss (``igul222/plaid train.py``), built from the VLB terms of
-            :mod:`dlmbench.estimators.plaid`; see :func:`plaid_loss`. Plaid has no BOS (its tokenizer marks
+            :mod:`dlmbench.families.plaid.estimator`; see :func:`plaid_loss`. Plaid has no BOS (its tokenizer marks
             document ends only; the ``kjv`` task scores it with an empty context), so its rows are
             ``tokens(text)`` and every position is scored.
 
@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import ZooConfig
-from .corpus import BOS, MASK, BatchStream, Corpus, corpus_rows, corpus_tokenizer, with_mask_token
-from .writers import build_network, n_params, seeded, write_checkpoint
+from dlmbench.zoo.configs import ZooConfig
+from dlmbench.zoo.corpus import BOS, MASK, BatchStream, Corpus, corpus_rows, corpus_tokenizer, with_mask_token
+from dlmbench.zoo.writers import build_network, n_params, seeded, write_checkpoint
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ class LossContext:
 
     @property
     def schedule(self):
-        from ..noise import LogLinearNoise
+        from dlmbench.diffusion.schedules import LogLinearNoise
 
         return LogLinearNoise(self.sampling_eps)
 
@@ -94,9 +94,9 @@ def ar_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContex
 
 
 def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
-    from ..adapters.backbones.dit import mdlm_subs_log_probs
-    from ..estimators.masked import mdlm_nelbo
-    from ..estimators.time_sampling import sample_times
+    from dlmbench.nets.dit import mdlm_subs_log_probs
+    from dlmbench.diffusion.masked import mdlm_nelbo
+    from dlmbench.diffusion.timesteps import sample_times
 
     def denoiser(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return mdlm_subs_log_probs(net(x_t, sigma.float()), x_t, ctx.mask_id)
@@ -107,9 +107,9 @@ def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
 
 
 def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
-    from ..adapters.backbones.dit import sedd_log_score
-    from ..estimators.score_entropy import AbsorbingGraph, sedd_bound
-    from ..estimators.time_sampling import sample_times
+    from dlmbench.nets.dit import sedd_log_score
+    from dlmbench.families.sedd.estimator import AbsorbingGraph, sedd_bound
+    from dlmbench.diffusion.timesteps import sample_times
 
     def score_fn(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return sedd_log_score(net(x_t, sigma.float()), x_t, sigma, scale_by_sigma=True)
@@ -120,7 +120,7 @@ def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
 
 
 def llada_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
-    from ..estimators.masked import llada_bound
+    from dlmbench.diffusion.masked import llada_bound
 
     def denoiser(x_t: torch.Tensor, sigma: Any) -> torch.Tensor:
         return F.log_softmax(net(x_t).float(), dim=-1)
@@ -193,7 +193,7 @@ def plaid_train_terms(net: nn.Module, x: torch.Tensor, score: torch.Tensor, draw
     """Per-row training values (float64 ``[B]``) of Plaid's loss, and the per-token reconstruction and
     diffusion terms of every row (detached, for the EMAs and the schedule's gradient).
 
-    A row's value is the estimator's draw (:func:`~dlmbench.estimators.plaid.vlb_draw`)
+    A row's value is the estimator's draw (:func:`~dlmbench.families.plaid.estimator.vlb_draw`)
     ``Σ_i prior_i + (reconst_i / p  if reconstruction row  else  diffusion_i(t) / (1 − p))`` with
     ``p = reconst_prob``, with ``train.py``'s training-time network: a self-conditioned row gets a first pass
     without gradient and has its ``γ``, ``γ′``, ``x̃``, ``γ_1`` and the embeddings in the output prior and in
@@ -204,7 +204,7 @@ def plaid_train_terms(net: nn.Module, x: torch.Tensor, score: torch.Tensor, draw
     ``E[loss²]`` (the variance; the bound itself depends only on ``γ_0``, ``γ_1``) while everything else
     minimises ``E[loss]`` (``train.py``'s gradient hook).
     """
-    from ..estimators.plaid import diffusion_integrand, noised_latent, prior_kl, reconstruction_nll
+    from dlmbench.families.plaid.estimator import diffusion_integrand, noised_latent, prior_kl, reconstruction_nll
 
     batch = x.shape[0]
     sc, is_rec = draws.selfcond, draws.is_reconst
@@ -259,7 +259,7 @@ def plaid_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCon
     bound): reconstruction with probability 1/8, else ``t ~ U(0, 1)``, self-conditioning always unrolled.
     Both are unbiased estimates of an upper bound on ``−log p(x)`` of the rows' scored tokens.
     """
-    from ..estimators.plaid import RECONST_PROB, vlb_draw
+    from dlmbench.families.plaid.estimator import RECONST_PROB, vlb_draw
 
     score = _score_mask(x, ctx)
     batch, length = x.shape
@@ -282,7 +282,7 @@ def _plaid_param_groups(net: nn.Module, cfg: ZooConfig) -> list[dict[str, Any]]:
     1e-3 per unit lr, the other two none); the Transformer at the zoo's ``lr`` (the zoo's decay on matrices), its
     hidden matrices (attention and MLP) at ``lr · 256 / d`` (``mup.MuAdam``: ``lr / width_mult``, base width 256).
     ``lr_scale`` multiplies the scheduled lr of a group."""
-    from ..adapters.backbones.plaid import MUP_BASE_DIM
+    from dlmbench.families.plaid.backbone import MUP_BASE_DIM
 
     aux = PLAID_AUX_LR / cfg.lr
     hidden = [p for n, p in net.model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
@@ -376,7 +376,7 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     from tqdm.auto import tqdm
 
     if family not in LOSSES:
-        from ..errors import UnknownName
+        from dlmbench.errors import UnknownName
 
         raise UnknownName("zoo family", family, list(LOSSES))
     save_dtype = save_dtype or cfg.save_dtype
@@ -478,7 +478,7 @@ def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int 
     Exact for AR. For the diffusion families a one-draw-per-row estimate of the same bound as the training
     loss, which is an unbiased estimate of the corpus bound; it is a development aid, not a task result.
     """
-    from .corpus import encode_rows, length_batches
+    from dlmbench.zoo.corpus import encode_rows, length_batches
 
     rows = [r for r in (corpus_rows(res.tokenizer, family_corpus(res.family, corpus), texts, max_len) if corpus is not None
                         else encode_rows(res.tokenizer, texts, max_len, bos=res.family != "plaid")) if len(r) >= 2]

@@ -4,13 +4,13 @@
 family     network                                           folder written (as the real checkpoints)
 =========  ===============================================  ==============================================
 ``ar``     ``transformers.GPT2LMHeadModel``                  ``save_pretrained``: config.json, model.safetensors
-``mdlm``   :class:`~dlmbench.adapters.backbones.dit.DiT`     ``kuleshov-group/mdlm-owt``: config.json (HF MDLM),
+``mdlm``   :class:`~dlmbench.nets.dit.DiT`     ``kuleshov-group/mdlm-owt``: config.json (HF MDLM),
                                                              model.safetensors (keys ``backbone.*``)
 ``sedd``   the same DiT, time-conditioned, scale_by_sigma    ``louaaron/sedd-*``: config.json (Hydra config),
                                                              model.safetensors (keys without prefix)
-``llada``  :class:`~dlmbench.adapters.backbones.llada.LLaDABackbone`  ``GSAI-ML/LLaDA-8B-*``: config.json,
+``llada``  :class:`~dlmbench.families.llada.backbone.LLaDABackbone`  ``GSAI-ML/LLaDA-8B-*``: config.json,
                                                              model-00001-of-00001.safetensors + index
-``plaid``  :class:`~dlmbench.adapters.backbones.plaid.PlaidModules`  ``plaid1b_weights``: the four
+``plaid``  :class:`~dlmbench.families.plaid.backbone.PlaidModules`  ``plaid1b_weights``: the four
            (schedule, γ bounds, embeddings, Transformer)     ``torch.save(state_dict)`` files noise_schedule.pt,
                                                              gamma_bounds.pt, embedding_matrix.pt, model.pt
 =========  ===============================================  ==============================================
@@ -19,7 +19,7 @@ Every folder also holds the BPE (``tokenizer.json`` + ``tokenizer_config.json``;
 GPT-2, see :func:`tokenizer_subfolder`) and ``zoo.json`` (how it was trained). Folders are written to a temporary sibling and renamed into place (atomic on one filesystem),
 so a crash never leaves a half-written checkpoint under the final name.
 
-Reuses the published-format writers of :mod:`dlmbench.adapters.backbones.tiny`, ``llada_tiny`` and ``plaid``.
+Reuses the published-format writers of :mod:`dlmbench.nets.dit_writer`, ``llada_tiny`` and ``plaid``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .configs import ZooConfig
+from dlmbench.zoo.configs import ZooConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -68,7 +68,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
 
 def dit_config(cfg: ZooConfig, n_tokens: int, *, sedd: bool):
     """DiT over ``n_tokens`` BPE ids + the mask / absorbing id ``n_tokens`` (the GPT-2 convention)."""
-    from ..adapters.backbones.dit import DiTConfig
+    from dlmbench.nets.dit import DiTConfig
 
     return DiTConfig(vocab_size=n_tokens + 1, hidden_size=cfg.d_model, cond_dim=cfg.cond_dim, n_blocks=cfg.n_layers,
                      n_heads=cfg.n_heads, length=cfg.max_len, dropout=0.0, time_conditioning=sedd, scale_by_sigma=sedd)
@@ -84,7 +84,7 @@ def gpt2_config(cfg: ZooConfig, n_tokens: int, bos_id: int):
 
 def llada_config(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int):
     """LLaDA over ``n_tokens`` ids (the mask token inside them, as in LLaDA); SwiGLU hidden ``8/3 d``."""
-    from ..adapters.backbones.llada import LLaDAConfig
+    from dlmbench.families.llada.backbone import LLaDAConfig
 
     hidden = int(round(8 * cfg.d_model / 3 / 8)) * 8
     return LLaDAConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_heads,
@@ -100,7 +100,7 @@ def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_
 
         return GPT2LMHeadModel(gpt2_config(cfg, n_tokens, bos_id))
     if family in ("mdlm", "sedd"):
-        from ..adapters.backbones.dit import DiT
+        from dlmbench.nets.dit import DiT
 
         net = DiT(dit_config(cfg, n_tokens, sedd=family == "sedd"))
         with torch.no_grad():  # adaLN-Zero as the reference DIT: modulation and output layer start at 0
@@ -113,7 +113,7 @@ def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_
             net.output_layer.linear.bias.zero_()
         return net
     if family == "llada":
-        from ..adapters.backbones.llada import LLaDABackbone
+        from dlmbench.families.llada.backbone import LLaDABackbone
 
         net = LLaDABackbone(llada_config(cfg, n_tokens, bos_id, mask_id))
         with torch.no_grad():  # LLaDA's init_std 0.02 (normal) for every matrix, ones for the norms
@@ -123,8 +123,8 @@ def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_
         return net
     if family == "plaid":
         return plaid_modules(cfg, n_tokens)
-    from ..errors import UnknownName
-    from . import FAMILIES
+    from dlmbench.errors import UnknownName
+    from dlmbench.zoo import FAMILIES
 
     raise UnknownName("zoo family", family, FAMILIES)
 
@@ -134,7 +134,7 @@ def plaid_modules(cfg: ZooConfig, n_tokens: int):
     schedule MLP ``randn``, ``γ_0 = −3``, ``γ_1 = 6``, embedding rows ``randn`` normalised to unit length,
     ``selfcond_linear``, ``gamma_linear`` and the readout ``output_linear`` (weight and bias) zero, the rest
     PyTorch's default ``nn.Linear`` init and unit norm weights."""
-    from ..adapters.backbones.plaid import PlaidConfig, PlaidModules
+    from dlmbench.families.plaid.backbone import PlaidConfig, PlaidModules
 
     config = PlaidConfig(dim=cfg.d_model, embed_dim=cfg.embed_dim, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
                          vocab_size=n_tokens)
@@ -183,7 +183,7 @@ def round_parameters(net: nn.Module, save_dtype: str) -> None:
 def write_checkpoint(family: str, net: nn.Module, folder: str | Path, *, tokenizer: Any, cfg: ZooConfig,
                      info: dict[str, Any], save_dtype: str = "float32") -> Path:
     """Write ``net`` in ``family``'s published format, the tokenizer and ``zoo.json``, atomically."""
-    from .corpus import save_tokenizer
+    from dlmbench.zoo.corpus import save_tokenizer
 
     dtype = DTYPES[save_dtype]
     with atomic_folder(folder) as tmp:
@@ -193,19 +193,19 @@ def write_checkpoint(family: str, net: nn.Module, folder: str | Path, *, tokeniz
             out = copy.deepcopy(net).to(dtype)
             out.save_pretrained(str(tmp), safe_serialization=True)
         elif family == "mdlm":
-            from ..adapters.backbones.tiny import write_mdlm_hub_folder
+            from dlmbench.nets.dit_writer import write_mdlm_hub_folder
 
             write_mdlm_hub_folder(tmp, net.config, state=_cpu_state(net, dtype))
         elif family == "sedd":
-            from ..adapters.backbones.tiny import write_sedd_hub_folder
+            from dlmbench.nets.dit_writer import write_sedd_hub_folder
 
             write_sedd_hub_folder(tmp, net.config, state=_cpu_state(net, dtype), weights="model.safetensors")
         elif family == "llada":
-            from ..adapters.backbones.llada_tiny import save_llada_checkpoint
+            from dlmbench.families.llada.writer import save_llada_checkpoint
 
             save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, tmp, n_shards=1, dtype=dtype)
         elif family == "plaid":
-            from ..adapters.backbones.plaid import save_plaid_modules
+            from dlmbench.families.plaid.backbone import save_plaid_modules
 
             save_plaid_modules(net, tmp, fmt="pt", dtype=dtype)
         else:  # pragma: no cover - build_network rejects unknown families first

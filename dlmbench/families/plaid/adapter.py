@@ -1,0 +1,236 @@
+"""Plaid 1B (Gulrajani & Hashimoto, 2023; ``igul222/plaid``): a continuous (Gaussian) diffusion LM over unit-norm
+16-dim token embeddings, through the shared interface.
+
+- ``conditional_nll`` / ``nll``: Plaid's continuous-time variational bound (``train.py`` evaluation; see
+  :mod:`dlmbench.families.plaid.estimator`): per draw, the reconstruction term with probability 1/8 (``/ (1/8)``) or the
+  diffusion integrand at ``t ~ U(0, 1)`` (``/ (7/8)``), plus the exact prior KL, self-conditioning unrolled;
+  ``mc_samples`` draws per request, labelled ``upper``. With an empty context this is exactly the reference
+  bound on ``−log p(x)``. With a context, every position is noised at the same ``t`` and only the
+  continuation's terms are summed: an upper bound on ``−log p̃(continuation | context)`` for the *replacement*
+  conditional of the model (context latents drawn from ``q(z_t | context)`` at every step). Plaid's network has a
+  single noise level per sequence and the reference has no clean-context likelihood, so the context is not clean.
+- ``greedy_match``: ``replacement_ddim`` — a deterministic decode: the reference's DDIM update (``ddim_sampler``,
+  score temperature 1) from ``z_1 = 0`` for the continuation, with the context latents replaced at every step by
+  their noise-free mean ``α_t E[context]``; a match iff the final argmax equals the continuation.
+- ``sample`` / ``infill``: ``sample.py``'s VDM ancestral sampler (score temperature 0.9, self-conditioning,
+  float64 updates); a prefix (and the known tokens of an infill) is imposed as in ``sample.py`` by token
+  guidance (weight ``guidance_weight`` = 2.0), i.e. softly: the returned text is the generated sequence after the
+  prefix (infill returns the whole sequence with the known tokens written back).
+
+Weights: the release archive (``plaid1b_weights.tar.gz.*``, https://github.com/igul222/plaid/releases/tag/v1.0.0)
+unpacked into a local folder, plus the tokenizer ``misc/owt2_tokenizer.json`` from the repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlmbench.errors import BadSpec, CheckpointError, UnknownName
+from dlmbench.specs import ModelSpec
+from dlmbench.interface import GreedyResult, SampleResult, ScoreRequest
+from dlmbench.diffusion.adapter import DiffusionLM, check_settings
+
+SETTINGS: dict[str, Any] = {
+    "batch_size": 8,  # rows (request × MC draw) per network call
+    "mc_samples": 32,  # MC draws of the bound per request
+    "reconst_prob": 0.125,  # probability a draw is the reconstruction term (reference: 1/8)
+    "sampling_steps": 4096,  # paper / sample.py
+    "score_temp": 0.9,  # sample.py
+    "initial_noise_scale": 1.0,
+    "sampler": "ancestral",  # ancestral | ddim (sample.py --ddim_sampler)
+    "guidance_weight": 2.0,  # prefix / infill token guidance (sample.py)
+    "greedy": "replacement_ddim",
+    "greedy_steps": 256,
+}
+SAMPLERS = ("ancestral", "ddim")
+GREEDY_METHODS = ("replacement_ddim",)
+
+TOKENIZER_FILE = "owt2_tokenizer.json"
+RELEASE_URL = "https://github.com/igul222/plaid/releases/tag/v1.0.0"
+TOKENIZER_URL = "https://github.com/igul222/plaid/blob/main/misc/owt2_tokenizer.json"
+
+
+def _download_hint(folder: Path) -> str:
+    return (
+        f"download the parts plaid1b_weights.tar.gz.* from {RELEASE_URL}, unpack them with "
+        f"`cat plaid1b_weights.tar.gz.* | tar xvzf -` and move the files (noise_schedule.pt, gamma_bounds.pt, "
+        f"embedding_matrix.pt, model.pt) into {folder}; then put the tokenizer {TOKENIZER_URL} there as "
+        f"{TOKENIZER_FILE} (or point the card's checkpoint.local at the unpacked folder)"
+    )
+
+
+class PlaidTokenizer:
+    """Plaid's OWT2 byte-level BPE (``tokenizers`` JSON; id 0 = the end-of-text token between documents)."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_file(str(path))
+        self.name = str(path)
+        self.vocab_size = int(self.tok.get_vocab_size())
+        self.bos_id = None
+        self.eos_id = 0
+        self.mask_id = None
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        # sample.py decodes with skip_special_tokens=False: document boundaries stay visible
+        return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+class PlaidModel(DiffusionLM):
+    family = "plaid"
+    bound = "upper"
+    mask_id = None  # type: ignore[assignment]
+
+    def __init__(self, modules, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any], folder: Path):
+        self.net = modules
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+        self.settings = settings
+        self.folder = folder
+        self.max_length = spec.max_length or 1024
+
+    # -- likelihood ---------------------------------------------------------------------------------
+    def _bound_rows(self, x0, score_mask, seeds):
+        from dlmbench.families.plaid.estimator import plaid_vlb_mc
+
+        with torch.inference_mode():
+            est = plaid_vlb_mc(self.net, x0, score_mask, seeds, num_samples=int(self.settings["mc_samples"]),
+                               batch_size=max(1, int(self.settings["batch_size"])), reconst_prob=float(self.settings["reconst_prob"]))
+        return est.mean, est.stderr, dict(est.settings)
+
+    # -- greedy check -------------------------------------------------------------------------------
+    def greedy_match(self, requests: Sequence[ScoreRequest]) -> GreedyResult:
+        from dlmbench.families.plaid.samplers import replacement_ddim_decode
+
+        method = str(self.settings["greedy"])
+        if method not in GREEDY_METHODS:
+            raise UnknownName("plaid greedy method", method, GREEDY_METHODS)
+        out = np.zeros(len(requests), dtype=bool)
+        steps = int(self.settings["greedy_steps"])
+        max_len = int(self.max_length)
+        for i, req in enumerate(requests):
+            if not req.continuation:
+                raise BadSpec(f"request {i} has an empty continuation: nothing to check")
+            cont = list(req.continuation)[:max_len]
+            ctx = list(req.context)[max(0, len(req.context) - (max_len - len(cont))):] if len(cont) < max_len else []
+            x0 = torch.tensor([ctx + cont], dtype=torch.long, device=self.device)
+            known = torch.zeros_like(x0, dtype=torch.bool)
+            known[:, : len(ctx)] = True
+            with torch.inference_mode():
+                pred = replacement_ddim_decode(self.net, x0, known, steps=steps)
+            out[i] = bool((pred[0, len(ctx):] == x0[0, len(ctx):]).all())
+        return GreedyResult(matches=out, method=method)
+
+    # -- sampling -----------------------------------------------------------------------------------
+    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+        st = check_settings("plaid", settings, self.settings)
+        st["sampling_steps"] = int(steps or st["sampling_steps"])
+        if st["sampler"] not in SAMPLERS:
+            raise UnknownName("plaid sampler", str(st["sampler"]), SAMPLERS)
+        return st
+
+    def _run_sampler(self, n: int, length: int, guidance, seed: int, st: dict[str, Any]):
+        from dlmbench.families.plaid.samplers import vdm_ancestral_sample
+
+        return vdm_ancestral_sample(self.net, n, length, steps=st["sampling_steps"], seed=seed, score_temp=float(st["score_temp"]),
+                                    initial_noise_scale=float(st["initial_noise_scale"]), guidance=guidance,
+                                    ddim=st["sampler"] == "ddim", device=self.device)
+
+    def _record(self, st: dict[str, Any], guided: bool) -> dict[str, Any]:
+        rec = {"sampler": f"plaid_vdm_{st['sampler']}", "steps": st["sampling_steps"], "score_temp": st["score_temp"],
+               "initial_noise_scale": st["initial_noise_scale"], "precision": "float64"}
+        if guided:
+            rec["guidance_weight"] = st["guidance_weight"]
+        return rec
+
+    def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
+        from dlmbench.families.plaid.samplers import prefix_guidance
+
+        st = self._sample_settings(steps, settings)
+        prompt = [int(t) for t in (prefix or [])]
+        total = len(prompt) + int(length)
+        if total > int(self.max_length):
+            raise BadSpec(f"plaid: prefix + length = {total} exceeds the model's {self.max_length} positions")
+        guidance = prefix_guidance(prompt, float(st["guidance_weight"])) if prompt else []
+        tokens, nfe = self._run_sampler(n, total, guidance, seed, st)
+        gen = tokens[:, len(prompt):].tolist()
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), self._record(st, bool(prompt)))
+
+    def infill(self, tokens: Sequence[int | None], *, steps: int | None = None, seed: int = 0, **settings: Any) -> SampleResult:
+        from dlmbench.families.plaid.samplers import Guidance
+
+        st = self._sample_settings(steps, settings)
+        w = float(st["guidance_weight"])
+        guidance = [Guidance(int(t), w, i) for i, t in enumerate(tokens) if t is not None]
+        out, nfe = self._run_sampler(1, len(tokens), guidance, seed, st)
+        filled = [int(t) if t is not None else int(o) for t, o in zip(tokens, out[0].tolist())]
+        return SampleResult([filled], [self.tokenizer.decode(filled)], int(nfe), self._record(st, True))
+
+    def describe(self) -> dict[str, Any]:
+        n_params = sum(p.numel() for p in self.net.parameters())
+        return {"family": self.family, "bound": "upper", "checkpoint": str(self.folder),
+                "compute_dtype": str(self.net.model.compute_dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings}
+
+
+def _tokenizer_path(spec: ModelSpec, folder: Path) -> Path:
+    if spec.tokenizer is not None:
+        if spec.tokenizer.source != "local":
+            raise CheckpointError(f"model {spec.name}: the Plaid tokenizer must be a local file or folder ({TOKENIZER_FILE})")
+        p = Path(spec.tokenizer.location).expanduser()
+        candidates = [p] if p.is_file() else [p / TOKENIZER_FILE, p / "tokenizer.json"]
+    else:
+        candidates = [folder / TOKENIZER_FILE, folder / "tokenizer.json"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise CheckpointError(
+        f"model {spec.name}: no Plaid tokenizer at {candidates[0]}; download {TOKENIZER_URL} (the repository's "
+        f"misc/owt2_tokenizer.json) and save it as {folder / TOKENIZER_FILE}"
+    )
+
+
+def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> PlaidModel:
+    """Load a Plaid weights folder (``spec.checkpoint`` must be ``local``) with the card's settings.
+
+    The Transformer runs under bfloat16 autocast when ``spec.dtype`` is bfloat16 on CUDA (as the reference),
+    in float32 otherwise; the schedule, γ, α/σ and all bound terms are float64.
+    """
+    from dlmbench.families.plaid.backbone import MODULE_NAMES, load_plaid_modules
+
+    settings = check_settings("plaid", dict(spec.settings), SETTINGS)
+    if batch_size:
+        settings["batch_size"] = int(batch_size)
+    if spec.checkpoint.source != "local":
+        raise CheckpointError(
+            f"model {spec.name}: Plaid weights are not on a hub; set checkpoint: {{local: /path/to/plaid1b_weights}} "
+            f"and {_download_hint(Path('/path/to/plaid1b_weights'))}"
+        )
+    folder = Path(spec.checkpoint.location).expanduser()
+    missing = [n for n in MODULE_NAMES if not (folder / f"{n}.pt").is_file() and not (folder / f"{n}.safetensors").is_file()]
+    if not folder.is_dir() or missing:
+        what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(m + '.pt' for m in missing)}"
+        raise CheckpointError(f"model {spec.name}: the Plaid weights folder {folder} {what}; {_download_hint(folder)}")
+    dev = torch.device(device)
+    compute = torch.bfloat16 if (dev.type == "cuda" and spec.dtype == "bfloat16") else torch.float32
+    if spec.dtype == "float16" and dev.type == "cuda":
+        compute = torch.float16
+    modules = load_plaid_modules(folder, device=dev, compute_dtype=compute)
+    tokenizer = PlaidTokenizer(_tokenizer_path(spec, folder))
+    if tokenizer.vocab_size != modules.config.vocab_size:
+        raise CheckpointError(
+            f"model {spec.name}: tokenizer has {tokenizer.vocab_size} tokens but the weights have {modules.config.vocab_size}"
+        )
+    return PlaidModel(modules, tokenizer, spec=spec, device=dev, settings=settings, folder=folder)
+
+
+__all__ = ["PlaidModel", "PlaidTokenizer", "SETTINGS", "load_plaid"]

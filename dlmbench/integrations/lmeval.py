@@ -1,0 +1,348 @@
+"""lm-evaluation-harness bridge: any dlmbench model as an lm-eval ``LM`` named ``dlmbench``.
+
+Every family answers lm-eval's three request types through the one model interface
+(:mod:`dlmbench.interface`), so every lm-eval task runs on AR and diffusion models alike:
+
+===========================  ==================================================================
+lm-eval request              dlmbench question
+===========================  ==================================================================
+``loglikelihood``            ``(−conditional_nll(ctx, cont), greedy_match(ctx, cont))``. For an AR
+                             model the log-probability is exact; for a diffusion model it is the
+                             negative of a Monte Carlo **upper bound** on the NLL, i.e. a lower
+                             bound on ``log p(cont | ctx)`` (MC samples and estimator in
+                             :attr:`DlmbenchLM.score_info`).
+``loglikelihood_rolling``    ``−conditional_nll((), text)``: the whole document, the first token
+                             scored after the model's prefix token (AR) or with every token noised
+                             (diffusion); long texts are windowed by the adapter.
+``generate_until``           ``sample(1, max_gen_toks, prefix=ctx)`` with the family's sampler, greedy
+                             (temperature 0) unless the task asks for ``do_sample``; the tokens cut at
+                             the model's end-of-text token, decoded, cut at the first ``until`` string
+                             (:func:`cut_generation`). A card with ``gen_length`` (LLaDA) generates
+                             that many tokens instead, as LLaDA's own harness does.
+===========================  ==================================================================
+
+Tokenization follows lm-eval's ``TemplateLM``: trailing spaces of the context move to the
+continuation, then ``context + continuation`` and ``context`` are encoded and the continuation tokens
+are the difference (:func:`dlmbench.tasks.lambada.encode_pair`, the same split as our own LAMBADA
+task, so both paths score the same tokens). An empty context is scored after the adapter's own
+prefix (AR: the prefix/BOS token; diffusion: nothing).
+
+Randomness is per request (DESIGN.md): the seed of each request is
+``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`; generations:
+:func:`generate_seed`), so a number does
+not depend on the order or batching lm-eval chooses, and identical requests get identical numbers.
+
+Use it from Python (``lm_eval.simple_evaluate(model=DlmbenchLM(model), ...)``), through the task type
+``lmeval`` (:mod:`dlmbench.tasks.lmeval`), or from lm-eval's command line::
+
+    dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m,seed=0 --tasks hellaswag --limit 20
+    python -m dlmbench.integrations.lmeval --model dlmbench --model_args model=smollm2-135m --tasks hellaswag
+
+Both are lm-eval's own CLI (every argument forwarded) with this model registered. A plain
+``lm_eval --model dlmbench`` cannot work with lm-eval 0.4.13: it resolves ``--model`` only in its own
+registry (built-in models, no entry-point or plugin discovery), so ``dlmbench`` exists once this module is
+imported. ``model_args``: ``model`` (a card name or YAML path), ``seed``, ``greedy``
+(``auto``/``true``/``false``), ``specs`` (a folder of cards, ``;``-separated for several; or
+``dlmbench --specs DIR lm-eval ...``) and any model setting of the card (``mc_samples=128``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, until_eos
+from dlmbench.errors import BadSpec
+from dlmbench.seeding import request_seed
+
+MODEL_NAME = "dlmbench"
+GREEDY_CHOICES = ("auto", "true", "false")
+
+
+def loglikelihood_seed(seed: int, context: str, continuation: str) -> int:
+    """The seed of one ``loglikelihood`` request: a function of the run seed and the request text only."""
+    return request_seed(seed, "lmeval", context, continuation)
+
+
+def rolling_seed(seed: int, text: str) -> int:
+    return request_seed(seed, "lmeval_rolling", text)
+
+
+def generate_seed(seed: int, context: str, gen_kwargs: dict | None) -> int:
+    """The seed of one ``generate_until`` request: the run seed, the context and the sampling arguments.
+    The stop strings (``until``) are left out: they only cut the text, so the sample does not depend on them."""
+    kw = {k: v for k, v in (gen_kwargs or {}).items() if k != "until"}
+    return request_seed(seed, "lmeval_generate", context, json.dumps(kw, sort_keys=True, default=str))
+
+
+def cut_generation(tokenizer, ids: Sequence[int], until: Sequence[str]) -> str:
+    """The answer text of a generation, as lm-eval's HF model cuts it: at the model's end-of-text token
+    (``tokenizer.eos_id``, always a stop), then the decoded text at the earliest of the ``until`` strings."""
+    text = tokenizer.decode(until_eos(ids, getattr(tokenizer, "eos_id", None)))
+    cut = min((text.find(s) for s in until if s and s in text), default=len(text))
+    return text[:cut]
+
+
+def split_context(context: str, continuation: str) -> tuple[str, str]:
+    """lm-eval's rule: trailing whitespace of the context belongs to the continuation."""
+    n = len(context) - len(context.rstrip())
+    if n:
+        return context[:-n], context[-n:] + continuation
+    return context, continuation
+
+
+def encode_request(tokenizer, context: str, continuation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Token ids ``(context, continuation)`` of one ``loglikelihood`` request, as lm-eval splits them."""
+    from dlmbench.tasks.lambada import encode_pair
+
+    context, continuation = split_context(context, continuation)
+    if not context:
+        return (), tuple(tokenizer.encode(continuation))
+    ctx, cont = encode_pair(tokenizer, context, continuation)
+    return tuple(ctx), tuple(cont)
+
+
+def _parse_greedy(value: Any) -> str:
+    v = str(value).strip().lower()
+    if v in ("1", "yes", "on"):
+        v = "true"
+    if v in ("0", "no", "off", "none"):
+        v = "false"
+    if v not in GREEDY_CHOICES:
+        raise BadSpec(f"lm-eval bridge: greedy must be one of {', '.join(GREEDY_CHOICES)}, not {value!r}")
+    return v
+
+
+class DlmbenchLM(LM):
+    """A dlmbench :class:`~dlmbench.interface.LanguageModel` as an lm-eval ``LM``.
+
+    ``model`` is a loaded adapter, or a card name / YAML path that is loaded here (then ``settings``
+    are the card's model settings to override, e.g. ``mc_samples=64``). ``greedy``: ``auto`` checks
+    greedy decoding for every ``loglikelihood`` request except those of tasks in
+    :attr:`skip_greedy_tasks` (the ``lmeval`` task puts multiple-choice tasks there, whose metrics
+    never read ``is_greedy``; for a diffusion model the check costs one forward per continuation
+    token); ``true`` always checks; ``false`` never checks and answers ``is_greedy = False``.
+    """
+
+    def __init__(
+        self,
+        model: LanguageModel | str | None = None,
+        seed: int = 0,
+        greedy: str | bool = "auto",
+        device: str | None = None,
+        batch_size: int | str | None = None,
+        max_batch_size: int | None = None,
+        specs: str | None = None,
+        **settings: Any,
+    ) -> None:
+        super().__init__()
+        if model is None:
+            raise BadSpec("lm-eval bridge: give model=NAME (a dlmbench model card) in --model_args")
+        if isinstance(model, str):
+            model = _load_named(model, device=device, batch_size=batch_size, specs=specs, settings=settings)
+        elif settings:
+            raise BadSpec(
+                f"lm-eval bridge: settings {sorted(settings)} only apply when the model is loaded by name; "
+                "set them on the model card or the loaded adapter"
+            )
+        if not isinstance(model, LanguageModel):
+            raise BadSpec(f"lm-eval bridge: expected a dlmbench LanguageModel, got {type(model).__name__}")
+        self.lm: LanguageModel = model
+        self.seed = int(seed)
+        self.greedy = _parse_greedy(greedy if not isinstance(greedy, bool) else str(greedy))
+        self.skip_greedy_tasks: set[str] = set()
+        self._device = str(getattr(model, "device", device or "cpu"))
+        # what the last scoring calls reported (bound, MC samples, estimator settings, greedy method)
+        self.score_info: dict[str, Any] = {}
+        self.counts = {"loglikelihood": 0, "loglikelihood_rolling": 0, "generate_until": 0, "greedy_checks": 0}
+
+    # -- provenance ----------------------------------------------------------------------------
+    @property
+    def bound(self) -> str:
+        return self.lm.bound
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.lm.tokenizer, "name", "?"))
+
+    def get_model_info(self) -> dict[str, Any]:
+        """Merged into lm-eval's ``results["config"]``."""
+        info = {k: v for k, v in self.lm.describe().items()}
+        info["dlmbench_bound"] = self.lm.bound
+        info["loglikelihood_kind"] = _ll_kind(self.lm.bound)
+        return json.loads(json.dumps(info, default=str))
+
+    def _note(self, res: NLLResult) -> None:
+        self.score_info.update(
+            {"nll_bound": res.bound, "mc_samples": int(res.mc_samples), "loglikelihood_kind": _ll_kind(res.bound)}
+        )
+        for k, v in res.settings.items():
+            self.score_info[f"estimator.{k}"] = v
+
+    # -- requests ------------------------------------------------------------------------------
+    def _want_greedy(self, task_name: str | None) -> bool:
+        if self.greedy == "true":
+            return True
+        if self.greedy == "false":
+            return False
+        return task_name not in self.skip_greedy_tasks
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        args = [r.args for r in requests]
+        self.counts["loglikelihood"] += len(args)
+        out: list[tuple[float, bool]] = [(0.0, True)] * len(args)
+        reqs: list[ScoreRequest] = []
+        where: list[int] = []
+        want: list[bool] = []
+        for i, (context, continuation) in enumerate(args):
+            ctx, cont = encode_request(self.lm.tokenizer, context, continuation)
+            if not cont:  # nothing to score: log 1 = 0, and the empty string is trivially greedy
+                continue
+            reqs.append(ScoreRequest(ctx, cont, loglikelihood_seed(self.seed, context, continuation)))
+            where.append(i)
+            want.append(self._want_greedy(getattr(requests[i], "task_name", None)))
+        if not reqs:
+            return out
+        res = self.lm.conditional_nll(reqs)
+        self._note(res)
+        greedy = [False] * len(reqs)
+        check = [k for k, w in enumerate(want) if w]
+        if check:
+            g = self.lm.greedy_match([reqs[k] for k in check])
+            self.score_info["greedy_method"] = g.method
+            self.counts["greedy_checks"] += len(check)
+            for k, m in zip(check, g.matches):
+                greedy[k] = bool(m)
+        for k, i in enumerate(where):
+            out[i] = (-float(res.nll[k]), greedy[k])
+            self.cache_hook.add_partial("loglikelihood", args[i], out[i])
+        return out
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        texts = [r.args[0] for r in requests]
+        self.counts["loglikelihood_rolling"] += len(texts)
+        out = [0.0] * len(texts)
+        reqs, where = [], []
+        for i, text in enumerate(texts):
+            ids = tuple(self.lm.tokenizer.encode(text))
+            if ids:
+                reqs.append(ScoreRequest((), ids, rolling_seed(self.seed, text)))
+                where.append(i)
+        if reqs:
+            res = self.lm.conditional_nll(reqs)
+            self._note(res)
+            for k, i in enumerate(where):
+                out[i] = -float(res.nll[k])
+                self.cache_hook.add_partial("loglikelihood_rolling", (texts[i],), out[i])
+        return out
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        out: list[str] = []
+        self.counts["generate_until"] += len(requests)
+        fixed = (getattr(self.lm, "settings", {}) or {}).get("gen_length")
+        for req in requests:
+            context, gen_kwargs = req.args
+            kwargs = dict(gen_kwargs or {})
+            until = kwargs.pop("until", None) or []
+            if isinstance(until, str):
+                until = [until]
+            max_new = int(kwargs.pop("max_gen_toks", 256))
+            # a card with gen_length (LLaDA) generates that many tokens for every request, as LLaDA's own
+            # lm-eval harness does (it ignores max_gen_toks); otherwise lm-eval's max_gen_toks
+            length = int(fixed) if fixed else max_new
+            settings = self._sampler_settings(kwargs)
+            prefix = list(self.lm.tokenizer.encode(context)) if context else []
+            limit = self.lm.max_length
+            if limit is not None and prefix:
+                keep = max(1, int(limit) - length)  # keep the end of a long prompt (as lm-eval's HF model)
+                prefix = prefix[-keep:]
+            seed = generate_seed(self.seed, context, gen_kwargs)
+            res = self.lm.sample(1, length, prefix=prefix or None, seed=seed, **settings)
+            self.score_info.update({f"sampler.{k}": v for k, v in res.settings.items()})
+            self.score_info.update({"generate.length": length, "generate.length_from": "gen_length" if fixed else "max_gen_toks"})
+            text = cut_generation(self.lm.tokenizer, res.tokens[0], until)
+            out.append(text)
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+        return out
+
+    def _sampler_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """lm-eval ``gen_kwargs`` → the family's sampler settings (only the ones the adapter has)."""
+        known = getattr(self.lm, "settings", {}) or {}
+        do_sample = bool(kwargs.get("do_sample", False))
+        temperature = float(kwargs.get("temperature", 0.0) or 0.0)
+        wanted: dict[str, Any] = {"temperature": temperature if do_sample and temperature > 0 else 0.0}
+        if do_sample:
+            for key in ("top_p", "top_k"):
+                if kwargs.get(key) is not None:
+                    wanted[key] = kwargs[key]
+        return {k: v for k, v in wanted.items() if k in known}
+
+
+def _ll_kind(bound: str) -> str:
+    return "exact" if bound == "exact" else "lower bound (negative of an MC upper bound on the NLL)"
+
+
+def _load_named(name: str, *, device: str | None, batch_size: Any, specs: str | None, settings: dict[str, Any]) -> LanguageModel:
+    from dlmbench.families import load_model
+    from dlmbench.registry import Registry
+
+    folders = [s for s in (specs or "").split(";") if s.strip()]
+    spec = Registry.default(folders).model(name)
+    if settings:
+        spec = spec.with_settings(settings)
+    bs = int(batch_size) if isinstance(batch_size, int) or (isinstance(batch_size, str) and batch_size.isdigit()) else None
+    return load_model(spec, device=_usable_device(device), batch_size=bs)
+
+
+def _usable_device(device: str | None) -> str:
+    """lm-eval's CLI defaults to ``cuda``: fall back to the CPU (with a warning) where there is none."""
+    import logging
+
+    import torch
+
+    if not device:
+        return "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger(__name__).warning("lm-eval bridge: device %s not available, using cpu", device)
+        return "cpu"
+    return str(device)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered.
+
+    ``argv``: lm-eval's arguments (default: this process's). lm-eval reads ``sys.argv`` itself, so it is
+    set for the call and restored afterwards."""
+    import sys
+
+    from lm_eval.__main__ import cli_evaluate
+
+    register()
+    saved = sys.argv
+    if argv is not None:
+        sys.argv = [saved[0] if saved else "lm-eval", *argv]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved
+
+
+def register() -> None:
+    """Register :class:`DlmbenchLM` as lm-eval model ``dlmbench`` (idempotent)."""
+    try:
+        register_model(MODEL_NAME)(DlmbenchLM)
+    except ValueError:  # already registered (e.g. the module was reloaded): keep the first registration
+        pass
+
+
+if __name__ == "__main__":
+    # run as a script: register the class under its importable name, not ``__main__.DlmbenchLM``
+    from dlmbench.integrations.lmeval import main as _main
+
+    _main()
+else:
+    register()

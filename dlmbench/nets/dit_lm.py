@@ -1,0 +1,150 @@
+"""What the MDLM and SEDD adapters share: one DiT backbone (:mod:`.backbones.dit`), the GPT-2 (or BERT)
+tokenizer with the mask / absorbing token appended, the noise schedule, the forward pass in the card's
+dtype, the noise level of the greedy check, ``describe()`` and loading from a card.
+
+The families differ only in how the raw logits are read (MDLM: SUBS log-probabilities; SEDD: log concrete
+scores), which bound is estimated, and which samplers run; those live in :mod:`.mdlm` and :mod:`.sedd`.
+
+Tokenizer and mask id (references/mdlm-sedd.md §1, §3): the OWT checkpoints use GPT-2's 50,257 tokens plus
+one mask / absorbing token at id 50257 (``V = 50258``, the last row of the embedding); MDLM's LM1B models
+use ``bert-base-uncased`` and its own ``[MASK]`` (103). The tokenizer is the card's ``tokenizer`` if given,
+else one stored next to the weights (a folder with tokenizer files), else the hub's ``gpt2`` (or
+``bert-base-uncased`` for a 30,522-token model).
+
+Numerics: card ``dtype: float32`` runs the whole network in float32 (the default; the reference notes
+expect a difference well below 0.1 PPL from the reference's mixed precision); ``dtype: bfloat16`` keeps
+float32 weights and runs the blocks and output layer under bfloat16 autocast on CUDA, as the reference code
+does (float32 on CPU). Logits are cast to float32 before any normalisation; the estimators accumulate in
+float64.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from dlmbench.errors import CheckpointError
+from dlmbench.diffusion.schedules import LogLinearNoise, NoiseSchedule
+from dlmbench.specs import CheckpointRef, ModelSpec
+from dlmbench.diffusion.adapter import CanvasDiffusionLM, check_settings
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+
+
+def weights_dtype(card_dtype: str, device: torch.device) -> tuple[torch.dtype, bool]:
+    """``(dtype of the weights, bfloat16 autocast?)`` for a card's ``dtype`` on ``device``."""
+    if card_dtype == "float64":
+        return torch.float64, False
+    if card_dtype == "bfloat16":
+        return torch.float32, device.type == "cuda"  # the reference: fp32 weights, bf16 autocast of the trunk
+    if card_dtype == "float16" and device.type == "cuda":
+        return torch.float16, False
+    return torch.float32, False
+
+
+def default_tokenizer_ref(vocab_size: int) -> CheckpointRef:
+    from dlmbench.nets.dit import BERT_VOCAB
+
+    return CheckpointRef("hub", "bert-base-uncased" if vocab_size == BERT_VOCAB else "gpt2")
+
+
+def load_dit_tokenizer(spec: ModelSpec, provenance: dict[str, Any], config) -> Any:
+    """The card's tokenizer, else one saved beside the weights, else the hub default; mask id checked."""
+    from dlmbench.data.tokenization import load_tokenizer
+
+    if spec.tokenizer is not None:
+        ref = spec.tokenizer
+    else:
+        folder = Path(str(provenance.get("path", ""))).parent
+        local = any((folder / f).is_file() for f in TOKENIZER_FILES)
+        ref = CheckpointRef("local", str(folder)) if local else default_tokenizer_ref(config.vocab_size)
+    tok = load_tokenizer(ref)
+    v, mask = config.vocab_size, config.mask_index
+    # GPT-2 convention: the mask is appended after the tokenizer's ids (a tokenizer saved by MDLM also
+    # carries a [PAD] at that id, hence V). BERT: [MASK] is one of the tokenizer's own ids.
+    allowed = (v,) if config.mask_id is not None else (v - 1, v)
+    if tok.vocab_size not in allowed:
+        raise CheckpointError(
+            f"model {spec.name}: tokenizer {ref.describe()} has {tok.vocab_size} tokens but the checkpoint's "
+            f"vocabulary is {v} with the mask at id {mask} (expected a tokenizer of {' or '.join(map(str, allowed))}"
+            f" tokens); set the card's `tokenizer:`"
+        )
+    tok.mask_id = mask
+    return tok
+
+
+class DiTLM(CanvasDiffusionLM):
+    """Base of :class:`~.mdlm.MDLMModel` and :class:`~.sedd.SEDDModel` (see the module docstring)."""
+
+    def __init__(self, backbone, config, provenance: dict[str, Any], tokenizer, *, spec: ModelSpec,
+                 device: torch.device, settings: dict[str, Any], schedule: NoiseSchedule | None = None):
+        self.backbone = backbone
+        self.config = config
+        self.provenance = dict(provenance)
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+        self.settings = settings
+        self.mask_id = int(config.mask_index)
+        self.max_length = int(spec.max_length or config.length)
+        self.schedule = schedule if schedule is not None else LogLinearNoise(float(settings["noise_eps"]))
+        self._wdtype = next(backbone.parameters()).dtype
+
+    # -- the network ---------------------------------------------------------------------------------
+    def _logits(self, x_t: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw backbone output ``[B, L, V]`` in float32 (float64 for a float64 model); ``sigma [B]``; with
+        ``positions`` (bool ``[B, L]``) only the rows ``[N, V]`` there."""
+        s = sigma.to(device=x_t.device, dtype=self._wdtype if self._wdtype in (torch.float32, torch.float64) else torch.float32)
+        out = self.backbone(x_t, s) if positions is None else self.backbone(x_t, s, positions=positions)
+        return out if out.dtype in (torch.float32, torch.float64) else out.float()
+
+    def _sigma(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+        """``sigma`` as given; for a time-free query (``None``: the greedy checks) the noise level whose
+        masking probability equals each row's fraction of masked positions, clipped to the schedule's range
+        ``[mask_prob(sampling_eps), mask_prob(1)]`` (ignored by MDLM-OWT, which is not time-conditioned)."""
+        if sigma is not None:
+            return sigma
+        frac = (x_t == self.mask_id).to(torch.float64).mean(dim=-1)
+        ends = torch.tensor([float(self.settings["sampling_eps"]), 1.0], dtype=torch.float64, device=x_t.device)
+        lo, hi = self.schedule.mask_prob(ends).tolist()
+        return -torch.log1p(-frac.clamp(lo, hi))
+
+    # -- provenance ----------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        prov = self.provenance
+        return {
+            "family": self.family,
+            "bound": "upper",
+            "checkpoint": prov.get("checkpoint", self.spec.checkpoint.describe()),
+            "format": prov.get("format"),
+            "revision": prov.get("revision"),
+            "sha256": prov.get("sha256"),
+            "ema": prov.get("ema"),
+            "tokenizer": self.tokenizer.name,
+            "mask_id": self.mask_id,
+            "time_conditioning": bool(self.config.time_conditioning),
+            "schedule": repr(self.schedule),
+            "dtype": str(self._wdtype).replace("torch.", ""),
+            "autocast_bf16": bool(getattr(self.backbone, "autocast_bf16", False)),
+            "n_params": int(sum(p.numel() for p in self.backbone.parameters())),
+            **self.settings,
+        }
+
+
+def load_dit_lm(cls: type[DiTLM], spec: ModelSpec, defaults: dict[str, Any], load_backbone: Callable[..., Any], *,
+                device: str, batch_size: int | None, check: Callable[[Any, dict[str, Any]], NoiseSchedule | None]) -> DiTLM:
+    """Shared loader: settings checked against ``defaults``, backbone via ``load_backbone`` (the
+    ``load_*_backbone`` of :mod:`.backbones.checkpoints`), tokenizer, and ``check(config, provenance)`` (the
+    family's own validation, returning its noise schedule or ``None`` for the log-linear default)."""
+    settings = check_settings(cls.family, dict(spec.settings), defaults)
+    if batch_size:
+        settings["batch_size"] = int(batch_size)
+    dev = torch.device(device)
+    dtype, autocast = weights_dtype(spec.dtype, dev)
+    backbone, config, provenance = load_backbone(spec.checkpoint, dev, dtype, use_ema=bool(settings["use_ema"]))
+    backbone.autocast_bf16 = autocast
+    schedule = check(config, provenance)
+    tokenizer = load_dit_tokenizer(spec, provenance, config)
+    return cls(backbone, config, provenance, tokenizer, spec=spec, device=dev, settings=settings, schedule=schedule)

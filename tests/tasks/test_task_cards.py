@@ -1,0 +1,89 @@
+"""Every task card shipped in dlmbench/cards/tasks is valid and self-consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlmbench.data.detokenizers import DETOKENIZERS
+from dlmbench.specs import DATASET_SOURCES, PACKING_MODES, TaskSpec, load_yaml
+from dlmbench.tasks.registry import task_setting_names
+
+CARDS = Path(__file__).resolve().parents[2] / "dlmbench" / "cards" / "tasks"
+FILES = sorted(CARDS.glob("*.yaml"))
+
+
+def _spec(path: Path) -> TaskSpec:
+    return TaskSpec.from_dict(load_yaml(path), str(path))
+
+
+def test_cards_exist() -> None:
+    names = {_spec(p).name for p in FILES}
+    expected = {
+        "ptb", "wikitext2", "wikitext103", "lm1b", "lambada-ppl", "ag-news", "pubmed", "arxiv", "owt",
+        "wikitext2-sliding", "wikitext103-sliding", "ptb-sliding", "lambada", "kjv", "kjv-lastword",
+    }  # fmt: skip
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_card_is_valid(path: Path) -> None:
+    spec = _spec(path)
+    assert spec.name == path.stem, "file name and card name agree"
+    assert len(spec.description) > 40, "every card states its protocol and source"
+    for name in spec.detokenizer:
+        assert name in DETOKENIZERS
+    assert spec.dataset.source in DATASET_SOURCES
+    if spec.dataset.source == "hf":
+        assert spec.dataset.split, "hf datasets name their split"
+    if spec.dataset.source == "package":
+        assert spec.dataset.file
+    for key in spec.settings:
+        assert key in task_setting_names(spec.type)
+    if spec.type == "perplexity":
+        assert spec.packing.get("mode") in PACKING_MODES
+        if spec.packing["mode"] in ("wrap", "sliding"):
+            assert isinstance(spec.packing.get("block_size"), int)
+        if spec.packing["mode"] == "sliding":
+            assert 1 <= spec.packing["stride"] < spec.packing["block_size"]
+
+
+def test_names_and_aliases_unique() -> None:
+    seen: dict[str, str] = {}
+    for path in FILES:
+        spec = _spec(path)
+        for name in (spec.name, *spec.aliases):
+            assert name not in seen, f"{name} used by {seen.get(name)} and {path.name}"
+            seen[name] = path.name
+
+
+def test_mdlm_zero_shot_cards_follow_the_reference() -> None:
+    # mdlm-sedd.md §3.1 table: load call, split, field, detokenizer
+    expected = {
+        "ptb": ("ptb_text_only", None, "validation", "sentence", ("ptb",)),
+        "wikitext2": ("wikitext", "wikitext-2-raw-v1", "validation", "text", ("wikitext",)),
+        "wikitext103": ("wikitext", "wikitext-103-raw-v1", "validation", "text", ("wikitext",)),
+        "lm1b": ("lm1b", None, "test", "text", ("lm1b",)),
+        "ag-news": ("ag_news", None, "test", "text", ()),
+        "pubmed": ("scientific_papers", "pubmed", "validation", "article", ("wikitext", "lm1b")),
+        "arxiv": ("scientific_papers", "arxiv", "validation", "article", ("wikitext", "lm1b")),
+        "owt": ("openwebtext", None, "train[-100000:]", "text", ()),
+    }
+    for name, (path, config, split, field, detok) in expected.items():
+        spec = _spec(CARDS / f"{name}.yaml")
+        ds = spec.dataset
+        assert (ds.source, ds.path, ds.name, ds.split, ds.field, spec.detokenizer) == ("hf", path, config, split, field, detok)
+        assert dict(spec.packing) == {"mode": "wrap", "block_size": 1024, "add_bos": True, "add_eos": True}
+    lp = _spec(CARDS / "lambada-ppl.yaml")
+    assert lp.dataset.source == "url" and lp.dataset.path.endswith("gpt-2/data/lambada_test.jsonl")
+    assert lp.detokenizer == ("lambada",)
+
+
+def test_kjv_cards_load_offline() -> None:
+    from dlmbench.data.sources import load_texts
+
+    for name in ("kjv", "kjv-lastword"):
+        spec = _spec(CARDS / f"{name}.yaml")
+        assert load_texts(spec.dataset, limit=1) == ["In the beginning God created the heaven and the earth."]
+    assert _spec(CARDS / "kjv-lastword.yaml").type == "lambada"
