@@ -1,4 +1,4 @@
-"""The one model interface every task is written against (DESIGN.md, "The one idea").
+"""The one model interface every task is written against (docs/architecture.md).
 
 Tasks never know which family they talk to; adapters never know which task is asking. Everything a
 task needs from a model is four questions (plus infilling for the families that support it):

@@ -1,4 +1,4 @@
-"""Per-request randomness (DESIGN.md, "Randomness: per request").
+"""Per-request randomness (docs/architecture.md, "Conventions").
 
 Every Monte Carlo draw and every sample is seeded from (run seed, request identity), so a number does
 not change with batch size, request order or worker count. Nothing here touches global RNG state.

@@ -56,7 +56,7 @@ COLUMNS = [
 
 @dataclass
 class MetricRow:
-    """One observation of the tidy table (DESIGN.md, "The tidy table")."""
+    """One observation of the tidy table (docs/architecture.md, "Conventions")."""
 
     run_id: str
     model: str

@@ -1,6 +1,6 @@
 """Per-request Monte Carlo: seeding of each draw, chunked evaluation, mean and standard error.
 
-Seeding contract (DESIGN.md, "Randomness: per request"): the randomness of draw ``k`` of a request with
+Seeding contract (docs/architecture.md, "Conventions"): the randomness of draw ``k`` of a request with
 seed ``s`` comes only from ``torch.Generator`` seeded with ``request_seed(s, "mc-draw", k)``, so it does
 not depend on batch size, on request order or on the other requests in the batch. The one exception is the
 coupling of draws *within* a request: under ``antithetic``/``systematic`` time sampling (and the LLaDA

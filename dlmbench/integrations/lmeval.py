@@ -27,7 +27,7 @@ are the difference (:func:`dlmbench.tasks.lambada.encode_pair`, the same split a
 task, so both paths score the same tokens). An empty context is scored after the adapter's own
 prefix (AR: the prefix/BOS token; diffusion: nothing).
 
-Randomness is per request (DESIGN.md): the seed of each request is
+Randomness is per request (docs/architecture.md, "Conventions"): the seed of each request is
 ``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`; generations:
 :func:`generate_seed`), so a number does
 not depend on the order or batching lm-eval chooses, and identical requests get identical numbers.

@@ -1,6 +1,6 @@
 """Aggregation of per-request values into metrics with standard errors (pure functions).
 
-Conventions (DESIGN.md): perplexity is token-weighted over the corpus, ``exp(Σ nll_i / Σ n_i)``; bits per
+Conventions (docs/architecture.md): perplexity is token-weighted over the corpus, ``exp(Σ nll_i / Σ n_i)``; bits per
 byte ``Σ nll_i / (ln 2 · Σ bytes_i)`` so models with different tokenizers compare fairly; word perplexity
 ``exp(Σ nll_i / Σ words_i)`` (lm-eval's ``word_perplexity``).
 

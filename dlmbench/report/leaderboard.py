@@ -1,7 +1,7 @@
 """Leaderboard reports from the tidy table: ``leaderboard.md``, a self-contained ``leaderboard.html``,
 and PNG/SVG plots beside them.
 
-The report reads only the tidy table (DESIGN.md). Bounds are shown with ``≤`` and every value with its
+The report reads only the tidy table (docs/architecture.md). Bounds are shown with ``≤`` and every value with its
 standard error. Plots are chosen by what the table holds:
 
 - bits per byte across models (comparable across tokenizers);

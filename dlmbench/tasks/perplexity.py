@@ -1,6 +1,6 @@
 """Perplexity tasks: token-weighted perplexity, NLL per token, bits per byte and word perplexity.
 
-Pipeline (DESIGN.md, "Data flow of one job"): load the documents, detokenize, tokenize with the model's
+Pipeline (docs/architecture.md, "One job"): load the documents, detokenize, tokenize with the model's
 tokenizer, pack (MDLM wrap, sliding window, or one sequence per document), score every packed request
 with ``model.conditional_nll`` and aggregate with :mod:`dlmbench.metrics`. For diffusion models the
 values are Monte Carlo upper bounds and every metric row says ``bound: upper``.
