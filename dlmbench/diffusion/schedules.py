@@ -51,7 +51,7 @@ class LogLinearNoise:
     """Log-linear schedule: ``sigma(t) = -log(1 - (1 - eps) t)``, ``dsigma(t) = (1 - eps) / (1 - (1 - eps) t)``.
 
     The masking probability is linear in time, ``1 - exp(-sigma(t)) = (1 - eps) t``, and the masked-token
-    NELBO weight is exactly ``dsigma / expm1(sigma) = 1 / t`` (MDLM, section 4.2 of the reference notes).
+    NELBO weight is exactly ``dsigma / expm1(sigma) = 1 / t`` (MDLM ``diffusion.py``; arXiv 2406.07524).
     ``eps = 1e-3`` in MDLM, SEDD and RADD, so that ``sigma(1) = -log(eps)`` is finite; ``eps = 0`` gives the
     ideal schedule that masks everything at ``t = 1``.
     """

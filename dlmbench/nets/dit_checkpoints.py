@@ -1,6 +1,8 @@
 """Read the published MDLM and SEDD checkpoints into :class:`~.dit.DiT`, key for key.
 
-Formats (references/mdlm-sedd.md §2):
+Formats (https://huggingface.co/kuleshov-group/mdlm-owt and https://huggingface.co/louaaron/sedd-small file
+listings; kuleshov-group/mdlm ``diffusion.py``, ``models/ema.py``; louaaron/Score-Entropy-Discrete-Diffusion
+``model/transformer.py``, ``load_model.py``):
 
 * **MDLM on the hub** (``kuleshov-group/mdlm-owt``): ``config.json`` of the HF ``MDLM`` model
   (``model_type: mdlm``, ``vocab_size``, ``model_length``, ``hidden_dim``, ``cond_dim``, ``n_blocks``,

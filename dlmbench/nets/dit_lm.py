@@ -5,14 +5,16 @@ dtype, the noise level of the greedy check, ``describe()`` and loading from a ca
 The families differ only in how the raw logits are read (MDLM: SUBS log-probabilities; SEDD: log concrete
 scores), which bound is estimated, and which samplers run; those live in :mod:`.mdlm` and :mod:`.sedd`.
 
-Tokenizer and mask id (references/mdlm-sedd.md §1, §3): the OWT checkpoints use GPT-2's 50,257 tokens plus
+Tokenizer and mask id (kuleshov-group/mdlm ``diffusion.py`` ``Diffusion.__init__`` and ``dataloader.py``
+``get_tokenizer``; SEDD ``graph_lib.py`` ``Absorbing``): the OWT checkpoints use GPT-2's 50,257 tokens plus
 one mask / absorbing token at id 50257 (``V = 50258``, the last row of the embedding); MDLM's LM1B models
 use ``bert-base-uncased`` and its own ``[MASK]`` (103). The tokenizer is the card's ``tokenizer`` if given,
 else one stored next to the weights (a folder with tokenizer files), else the hub's ``gpt2`` (or
 ``bert-base-uncased`` for a 30,522-token model).
 
-Numerics: card ``dtype: float32`` runs the whole network in float32 (the default; the reference notes
-expect a difference well below 0.1 PPL from the reference's mixed precision); ``dtype: bfloat16`` keeps
+Numerics: card ``dtype: float32`` runs the whole network in float32 (the default; the reference's mixed
+precision differs slightly, by an amount its authors do not state; they also publish an fp32 variant,
+https://huggingface.co/kuleshov-group/mdlm-no_flashattn-fp32-owt); ``dtype: bfloat16`` keeps
 float32 weights and runs the blocks and output layer under bfloat16 autocast on CUDA, as the reference code
 does (float32 on CPU). Logits are cast to float32 before any normalisation; the estimators accumulate in
 float64.

@@ -1,7 +1,7 @@
 """Tiny random MDLM / SEDD checkpoints written in exactly the published formats.
 
 Same file names, config fields and state-dict key names as the real checkpoints; only the sizes are
-small (references/mdlm-sedd.md §2):
+small (the formats are described in ``dlmbench/nets/dit_checkpoints.py``):
 
 * :func:`write_mdlm_hub_folder` — ``kuleshov-group/mdlm-owt`` layout: ``config.json`` of the HF
   ``MDLM`` model (``model_type: mdlm``, ``architectures: [MDLM]``, ``auto_map``, ``hidden_dim``,

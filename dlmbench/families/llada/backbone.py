@@ -1,8 +1,8 @@
 """LLaDA's bidirectional LLaMA-style transformer, written to load the published state dict key for key.
 
 Source: ``GSAI-ML/LLaDA-8B-Base`` / ``-Instruct`` (``config.json``, ``model.safetensors.index.json``,
-``modeling_llada.py: LLaDAModel``, ``LLaDALlamaBlock``, ``RMSLayerNorm``, ``RotaryEmbedding``); facts
-collected in ``references/llada-plaid-gpt2.md`` §1.1. For an input ``x = wte(ids)`` each block computes
+``modeling_llada.py: LLaDAModel``, ``LLaDALlamaBlock``, ``RMSLayerNorm``, ``RotaryEmbedding``;
+https://huggingface.co/GSAI-ML/LLaDA-8B-Base). For an input ``x = wte(ids)`` each block computes
 
     h   = x + W_o · Attn(RoPE(W_q n₁(x)), RoPE(W_k n₁(x)), W_v n₁(x))       n₁ = attn_norm
     out = h + W_down · ( SiLU(W_gate n₂(h)) ⊙ W_up n₂(h) )                    n₂ = ff_norm
@@ -37,7 +37,7 @@ from torch import nn
 from dlmbench.errors import CheckpointError
 from dlmbench.nets.rotary import rotate_half  # noqa: F401 - re-exported, used below
 
-# Special token ids of the LLaDA tokenizer (tokenizer_config.json, references §1.2).
+# Special token ids of the LLaDA tokenizer (GSAI-ML/LLaDA-8B-Instruct tokenizer_config.json).
 BOS_ID = 126080  # <|startoftext|>
 EOS_ID = 126081  # <|endoftext|>, also the pad token
 MASK_ID = 126336  # <|mdm_mask|>

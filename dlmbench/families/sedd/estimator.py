@@ -28,7 +28,8 @@ integrand over ``t ~ U[eps, 1]`` with ``eps = 1e-3``, i.e. ``1/(1-eps) int_eps^1
 term. The full bound is ``int_0^1`` (sample with ``sampling_eps=0``) plus :func:`sedd_prior_kl`. For the
 absorbing graph with the log-linear schedule and ``eps > 0`` a fraction ``eps`` of tokens is still unmasked
 at ``t = 1``, so ``KL(p_{1|0} || all-mask) = +inf``: the finite numbers in the papers are the integral
-alone (exactly as the brief of the reference notes states, "the prior (t=1) term is ignored by all three").
+alone (SEDD ``losses.py:get_loss_fn``, MDLM ``diffusion.py:_sample_t`` and RADD ``losses.py`` add no prior
+term).
 """
 
 from __future__ import annotations
