@@ -1,7 +1,7 @@
 """Statistics of generated token sequences: per-sample unigram entropy.
 
-Reference: ReMDM ``main.py``, DUO ``metrics.py::record_entropy``, BD3-LM ``_compute_entropy``
-(tasks-and-metrics.md §3.3). For one sample ``x`` (the generator's own token ids, before any
+Reference: ReMDM ``main.py``, DUO ``metrics.py::record_entropy``, BD3-LM ``_compute_entropy``.
+For one sample ``x`` (the generator's own token ids, before any
 decode/retokenize) with token counts ``c_v``::
 
     p_v = c_v / sum_v c_v,        H(x) = -sum_v p_v ln p_v        (nats)
@@ -35,7 +35,7 @@ def unigram_entropies(samples: Iterable[Sequence[int]]) -> np.ndarray:
 
 
 def mean_unigram_entropy(samples: Iterable[Sequence[int]]) -> float:
-    """Mean over samples of the per-sample unigram entropy (nats), as in §3.3."""
+    """Mean over samples of the per-sample unigram entropy (nats), as in the module docstring."""
     h = unigram_entropies(samples)
     if h.size == 0:
         raise ValueError("no samples")

@@ -1,4 +1,4 @@
-"""Reversal-curse scoring of one completion against its target (tasks-and-metrics.md §2).
+"""Reversal-curse scoring of one completion against its target (Berglund et al., 2023, arXiv 2309.12288).
 
 - :func:`exact_match` -- Berglund et al. (lukasberglund/reversal_curse ``src/tasks/base_evaluator.py``,
   ``evaluate_completion``): ``completion.strip().lower().startswith(target.strip().lower())``; i.e. a

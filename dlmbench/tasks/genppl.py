@@ -1,4 +1,4 @@
-"""Generative perplexity with entropy checks (tasks-and-metrics.md §3).
+"""Generative perplexity with entropy checks (Zheng et al., 2024, https://arxiv.org/abs/2409.02908).
 
 Sample ``n_samples`` sequences of ``length`` tokens with the model's own sampler and settings, score
 them with an evaluation model (any AR card; ``gpt2-large`` in the papers, ``smollm2-135m`` offline),

@@ -1,6 +1,6 @@
 """LAMBADA-style last-word prediction: accuracy (every target token greedy) and target perplexity.
 
-As lm-eval's ``lambada_openai`` (tasks-and-metrics.md §5.5, §6.3): context = the passage without its
+As lm-eval's ``lambada_openai`` (``lm_eval/tasks/lambada/lambada_openai.yaml``): context = the passage without its
 last word, continuation = ``' ' + last word``; ``acc`` = 1 iff the model's greedy check reproduces the
 whole continuation; ``perplexity`` = ``exp(mean_i −log p(continuation_i | context_i))`` over examples.
 Tokenization follows lm-eval: encode ``context + continuation`` and ``context``, the continuation tokens

@@ -13,7 +13,7 @@ by those bounds are exact accuracies of that decision rule, not bounds: labelled
 ``score_basis: nll_upper_bound`` in their settings (AR rows: ``exact_loglikelihood``). Metrics that only
 read the greedy check (LAMBADA ``acc``) or generations (``exact_match``) are ``exact``.
 
-Offline and local data (tasks-and-metrics.md §5.6). lm-eval reads its datasets from the HF hub; a user
+Offline and local data (lm-eval ``docs/new_task_guide.md``). lm-eval reads its datasets from the HF hub; a user
 with a local copy has two ways:
 
 - ``--set dataset.source=local --set dataset.path=FILE`` (or ``--set data_files=FILE`` /

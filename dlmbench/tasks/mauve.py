@@ -1,6 +1,7 @@
 """MAUVE (Pillutla et al., 2021) between model samples and real text, with features we compute.
 
-Protocol (tasks-and-metrics.md §4; ReMDM ``main.py``): sample ``n_samples`` sequences of ``length``
+Protocol (https://github.com/krishnap25/mauve README; kuleshov-group/remdm ``main.py``):
+sample ``n_samples`` sequences of ``length``
 tokens with the model's own sampler and settings (Q, the model), take ``n_samples`` reference texts of
 the same length from the task's corpus (P, human text: the corpus tokenized with the generator's
 tokenizer, documents joined by a newline, cut into ``length``-token pieces and decoded), featurize both

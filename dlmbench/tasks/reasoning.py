@@ -1,4 +1,4 @@
-"""Reasoning and planning tasks (Ye et al. 2024, "Beyond Autoregression"; tasks-and-metrics.md §1).
+"""Reasoning and planning tasks (Ye et al. 2024, "Beyond Autoregression", https://arxiv.org/abs/2410.14157).
 
 prompt → generation with the model's own sampler → two verifiers, both reported:
 ``faithful_acc`` (the paper's ``compute_acc`` logic, with its known weaknesses) and ``strict_acc`` (a

@@ -1,4 +1,4 @@
-"""The reversal curse (Berglund et al., 2023; tasks-and-metrics.md §2).
+"""The reversal curse (Berglund et al., 2023, https://arxiv.org/abs/2309.12288).
 
 For people whose facts were learned in one direction, ask in the same direction and in the reverse
 direction. Per direction: exact match (Berglund: the greedy completion, stripped and lower-cased, starts
