@@ -3,7 +3,7 @@
 The rules and their ORDER reproduce the reference functions of kuleshov-group/mdlm ``dataloader.py``
 (``wt_detokenizer``, ``ptb_detokenizer``, ``lm1b_detokenizer``, ``lambada_detokenizer``,
 ``scientific_papers_detokenizer``), which are identical to louaaron/Score-Entropy-Discrete-Diffusion
-``data.py`` (mdlm-sedd.md §3). Each detokenizer is written here as a list of rules applied in turn:
+``data.py``. Each detokenizer is written here as a list of rules applied in turn:
 
 * :class:`Replace` ``(old, new, times)``: ``str.replace`` (all non-overlapping occurrences), repeated
   ``times`` times (PTB's ``" N " -> " 1 "`` is applied 10 times so that runs like ``" N N N "`` are

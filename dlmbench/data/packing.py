@@ -2,7 +2,7 @@
 
 Three modes (task card ``packing: {mode, block_size, stride, add_bos, add_eos}``):
 
-``wrap`` — MDLM zero-shot protocol (kuleshov-group/mdlm ``dataloader.py:_group_texts``; mdlm-sedd.md §3.1).
+``wrap`` — MDLM zero-shot protocol (kuleshov-group/mdlm ``dataloader.py:_group_texts``).
     Every document gets an EOS appended (``add_eos``), all are concatenated, and the stream is cut into
     chunks of ``block_size - add_bos - add_eos`` tokens (1022 for the default 1024 with both); each block is
     ``[BOS] + chunk + [EOS]``. The remainder is dropped. Request: ``context = (BOS,)``,
@@ -13,8 +13,9 @@ Three modes (task card ``packing: {mode, block_size, stride, add_bos, add_eos}``
     depend on the map batching and ``num_proc``); we drop one global remainder. For large corpora the
     difference is a handful of blocks; for tiny ones (PTB) we keep more text.
 
-``sliding`` — GPT-2-paper-style evaluation with a stride (HF guide "Perplexity of fixed-length models";
-    llada-plaid-gpt2.md §3.4). Documents are joined into one stream (an EOS after each document when
+``sliding`` — GPT-2-paper-style evaluation with a stride (HF guide "Perplexity of fixed-length models",
+    https://huggingface.co/docs/transformers/perplexity).
+    Documents are joined into one stream (an EOS after each document when
     ``add_eos``); with ``add_bos`` a BOS is put in front of the stream. Windows of ``block_size`` tokens
     start at ``0, stride, 2·stride, …`` until one reaches the end of the stream. Window ``k`` scores only the
     tokens after the end of window ``k-1`` (the first window: everything after its first position), with

@@ -3,7 +3,8 @@
 ``DatasetSpec.source`` selects the loader (see :mod:`dlmbench.specs`):
 
 ``hf``       ``datasets.load_dataset(path, name, split=split)`` with the names exactly as the reference code
-             uses them (mdlm-sedd.md §3.1: ``ptb_text_only``, ``wikitext``/``wikitext-103-raw-v1``, ``lm1b``,
+             uses them (kuleshov-group/mdlm ``dataloader.py``: ``ptb_text_only``,
+             ``wikitext``/``wikitext-103-raw-v1``, ``lm1b``,
              ``ag_news``, ``scientific_papers``/``pubmed``, ``openwebtext`` with ``split='train[-100000:]'``).
              No remote code is ever trusted. Before the first hub call of a process the hub's host is probed
              once (TCP connect, 2 s); if it is unreachable, or ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` is

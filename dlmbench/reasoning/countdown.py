@@ -1,4 +1,4 @@
-"""Countdown (CD3 / CD4 / CD5): reach a target from k numbers with + - * / (Ye et al. 2024, §1.2).
+"""Countdown (CD3 / CD4 / CD5): reach a target from k numbers with + - * / (Ye et al. 2024, arXiv 2410.14157).
 
 Format (JSONL, one object per line), as in the reference data::
 
@@ -7,8 +7,8 @@ Format (JSONL, one object per line), as in the reference data::
 ``input``: the k numbers, then the target (last). ``output``: k-1 comma-separated binary equations,
 each combining two numbers still available (inputs or earlier results) and ending at the target.
 
-Generator (the official one is not published; this follows the Stream-of-Search construction the
-brief names): draw k integers uniformly in ``num_range``; repeatedly pick two available numbers at
+Generator (the official one is not published; this follows the Stream-of-Search construction, Gandhi
+et al. 2024, arXiv 2404.03683): draw k integers uniformly in ``num_range``; repeatedly pick two available numbers at
 random and a random operator whose result is a positive integer (``-`` writes the larger number first;
 ``/`` only when it divides exactly, divisor > 1; ``+``/``*`` write the larger first), until one number
 remains; that is the target. Examples whose target is outside ``target_range``, that are duplicates

@@ -1,7 +1,7 @@
-"""The two-chain path-finding ("minimal planning") task of Ye et al. 2024 (§1.5).
+"""The two-chain path-finding ("minimal planning") task of Ye et al. 2024 (arXiv 2410.14157).
 
 Generator: the reference's ``data/synthetic_graph.py`` (HKUNLP/diffusion-vs-ar README; the file is
-absent from the repo's HEAD, the brief quotes a copy from the fork diego-arapovic/diffusion-vs-ar),
+absent from the repo's HEAD; a copy is in the fork diego-arapovic/diffusion-vs-ar),
 reproduced step for step so that the same seed gives the same files. With ``STREAM=2``,
 ``NODE_PER_STREAM=7`` and one RNG ``random.Random(seed)`` (== the script's ``random.seed(SEED)``):
 

@@ -1,4 +1,4 @@
-"""Random 3-SAT with n in {5, 7, 9} variables near the threshold (Ye et al. 2024, §1.4).
+"""Random 3-SAT with n in {5, 7, 9} variables near the threshold (Ye et al. 2024, arXiv 2410.14157).
 
 The reference's data files and string format are not published, so this module defines its own,
 written in the 31-token character vocabulary (:mod:`.char_tokenizer`):

@@ -1,4 +1,4 @@
-"""Sudoku: 9x9 grids as 81-character row-major digit strings, ``0`` = blank (Ye et al. 2024, §1.3).
+"""Sudoku: 9x9 grids as 81-character row-major digit strings, ``0`` = blank (Ye et al. 2024, arXiv 2410.14157).
 
 Format (CSV in the reference; JSONL rows here with the same column names)::
 
