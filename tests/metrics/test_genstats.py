@@ -1,4 +1,4 @@
-"""Per-sample unigram entropy (nats), mean over samples (tasks-and-metrics.md §3.3)."""
+"""Per-sample unigram entropy (nats), mean over samples (as documented in dlmbench/metrics/generation.py)."""
 
 import math
 

@@ -2,12 +2,12 @@
 
 Ground truths:
 * the published key list and shapes of ``kuleshov-group/mdlm-owt`` / ``louaaron/sedd-*`` and the
-  parameter counts derived from the published file sizes (references/mdlm-sedd.md §1-2);
+  parameter counts derived from the published file sizes (the hub file listings of those repos);
 * a second forward pass written differently here, in float64: rotary as a complex-number rotation of
   the pairs ``(x_j, x_{j+d/2})``, per-head explicit softmax attention, layer norm from mean/variance,
   the tanh-GELU formula, the sinusoidal embedding written elementwise;
-* tensors written by ``tiny.py`` (the published formats) read back through the same loaders a hub id
-  or local folder uses, compared bit for bit with a module filled directly from those tensors;
+* tensors written by ``dlmbench/nets/dit_writer.py`` (the published formats) read back through the same
+  loaders a hub id or local folder uses, compared bit for bit with a module filled directly from those tensors;
 * SUBS and the SEDD score head checked elementwise against their formulas.
 """
 
@@ -51,7 +51,7 @@ from dlmbench.nets.dit_writer import (
 )
 
 # ---------------------------------------------------------------------------------------------------
-# Published key list (references/mdlm-sedd.md §2.1, MDLM small; SEDD = same without `backbone.`)
+# Published key list (kuleshov-group/mdlm-owt model.safetensors, MDLM small; SEDD = same without `backbone.`)
 # ---------------------------------------------------------------------------------------------------
 
 PUBLISHED_MDLM_SMALL = {
@@ -99,7 +99,7 @@ def test_sedd_medium_shapes_and_parameter_counts():
     assert med["blocks.23.adaLN_modulation.weight"] == (6144, 128)
     assert med["output_layer.adaLN_modulation.weight"] == (2048, 128)
     assert "blocks.24.norm1.weight" not in med
-    # parameter counts matching the 679 MB / 1.7 GB fp32 files (references §1)
+    # parameter counts matching the 679 MB / 1.7 GB fp32 files (hub listings of mdlm-owt, sedd-small, sedd-medium)
     assert parameter_count(small_config()) == 169_627_218
     assert parameter_count(medium_config()) == 424_477_010
 

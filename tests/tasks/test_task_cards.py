@@ -59,7 +59,7 @@ def test_names_and_aliases_unique() -> None:
 
 
 def test_mdlm_zero_shot_cards_follow_the_reference() -> None:
-    # mdlm-sedd.md §3.1 table: load call, split, field, detokenizer
+    # kuleshov-group/mdlm dataloader.py (get_dataset, get_dataloaders): load call, split, field, detokenizer
     expected = {
         "ptb": ("ptb_text_only", None, "validation", "sentence", ("ptb",)),
         "wikitext2": ("wikitext", "wikitext-2-raw-v1", "validation", "text", ("wikitext",)),

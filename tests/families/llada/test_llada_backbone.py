@@ -4,7 +4,7 @@ Ground truths used here:
 * the published 8B facts (config.json fields, key names, 8,015,581,184 parameters = total_size / 2 bytes);
 * a second forward pass written differently (float64, explicit per-head loops, explicit RoPE rotation
   matrices, explicit softmax that leaves padded keys out of the sum);
-* the published Jinja chat template rendered by jinja2, and the template text of references §1.2;
+* the published Jinja chat template rendered by jinja2, and the template text of its tokenizer_config.json;
 * safetensors files read back with ``safetensors.torch.load_file`` into an eagerly built module.
 """
 
@@ -45,7 +45,7 @@ from dlmbench.families.llada.writer import (
 from dlmbench.families.llada.chat import chat_prompt_ids, continue_chat_ids, render_chat
 from dlmbench.errors import CheckpointError, DlmbenchError
 
-# The published GSAI-ML/LLaDA-8B-Instruct config.json (references §1.1), verbatim.
+# The published GSAI-ML/LLaDA-8B-Instruct config.json (https://huggingface.co/GSAI-ML/LLaDA-8B-Instruct), verbatim.
 PUBLISHED_CONFIG = {
     "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0, "architectures": ["LLaDAModelLM"],
     "attention_dropout": 0.0, "attention_layer_norm": False, "attention_layer_norm_with_affine": True,
@@ -90,7 +90,7 @@ def test_published_config_parses_to_8b_architecture():
 def test_8b_parameter_count_and_key_names_from_shapes_only():
     cfg = llada_8b_config()
     d, f, v, n = 4096, 12288, 126464, 32
-    closed_form = 2 * v * d + n * (4 * d * d + 3 * d * f + 2 * d) + d  # references §1.1
+    closed_form = 2 * v * d + n * (4 * d * d + 3 * d * f + 2 * d) + d  # from the config.json shapes
     assert parameter_count(cfg) == closed_form == 8_015_581_184
     assert 2 * parameter_count(cfg) == 16031162368  # metadata.total_size of the bf16 index (bytes)
     shapes = expected_shapes(cfg)
@@ -382,7 +382,8 @@ def test_chat_template_equals_published_jinja(messages):
 
 
 def test_chat_template_text_of_references():
-    # references §1.2: bos + "<|start_header_id|>{role}<|end_header_id|>\n\n" + content.strip() + "<|eot_id|>",
+    # GSAI-ML/LLaDA-8B-Instruct tokenizer_config.json, chat_template:
+    # bos + "<|start_header_id|>{role}<|end_header_id|>\n\n" + content.strip() + "<|eot_id|>",
     # then "<|start_header_id|>assistant<|end_header_id|>\n\n"
     assert render_chat([{"role": "user", "content": " Lily runs. "}]) == (
         "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\nLily runs.<|eot_id|>"

@@ -47,7 +47,7 @@ def _probe(mods, seed=0, b=3, length=7):
 
 def test_tiny_checkpoint_has_the_released_files_and_keys(tmp_path):
     write_tiny_plaid(tmp_path, tiny_plaid_config(n_blocks=2))
-    # key names as listed from lib/models.py (references/llada-plaid-gpt2.md §2.1), written out here by hand
+    # key names as derived from igul222/plaid lib/models.py, written out here by hand
     block = ["rmsnorm1.weight", "attn_qkv.weight", "attn_out.weight", "rmsnorm2.weight", "mlp.fc1.weight", "mlp.fc2.weight"]
     expected = {
         "noise_schedule": {"W1", "b1", "W2"},
