@@ -13,8 +13,9 @@ by those bounds are exact accuracies of that decision rule, not bounds: labelled
 ``score_basis: nll_upper_bound`` in their settings (AR rows: ``exact_loglikelihood``). Metrics that only
 read the greedy check (LAMBADA ``acc``) or generations (``exact_match``) are ``exact``.
 
-Offline and local data (lm-eval ``docs/new_task_guide.md``). lm-eval reads its datasets from the HF hub; a user
-with a local copy has two ways:
+Offline and local data (lm-eval's new-task guide,
+https://github.com/EleutherAI/lm-evaluation-harness/blob/main/docs/new_task_guide.md). lm-eval reads its
+datasets from the HF hub; a user with a local copy has two ways:
 
 - ``--set dataset.source=local --set dataset.path=FILE`` (or ``--set data_files=FILE`` /
   ``{split: FILE}``): the run writes, for every lm-eval task involved, a YAML that ``include:``s lm-eval's

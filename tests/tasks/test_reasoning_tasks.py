@@ -5,7 +5,7 @@ must accept every example: accuracy exactly 1), or with an empty answer (both mu
 The oracle speaks as an AR model (stops at EOS) and as a diffusion model (a full canvas: the target, EOS,
 then padding; the reference keeps every non-special token of the canvas), through the character tokenizer
 of the reference and through a plain text tokenizer (``src=`` prompts). Real tiny AR and MDLM models run the
-same path in tests/test_zoo_findings.py (Countdown CD3).
+same path in tests/zoo/test_zoo_findings.py (Countdown CD3).
 """
 
 from __future__ import annotations
