@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Reruns every suite behind a committed baseline and compares it with `dlmbench regress` (exit 0 = no number
+# moved beyond its noise and every row matched). Used before a refactor lands ("no number may move").
+# Usage: bash scripts/check_baselines.sh [OUT_DIR]      (default: a fresh temporary folder)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DLM=${DLMBENCH:-.venv/bin/dlmbench}
+OUT=${1:-$(mktemp -d -t dlmbench-baselines-XXXX)}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+status=0
+check() {  # check BASELINE SUITE...
+  local name=$1; shift
+  for suite in "$@"; do
+    echo "== $name: running $suite" >&2
+    "$DLM" run --suite "$suite" --out "$OUT/$name" --progress off >/dev/null
+  done
+  echo "== $name: dlmbench regress" >&2
+  if "$DLM" regress --baseline "results/baselines/$name" --candidate "$OUT/$name"; then
+    echo "== $name: OK" >&2
+  else
+    echo "== $name: FAILED" >&2; status=1
+  fi
+}
+check zoo-smoke suites/zoo-smoke.yaml
+check zoo suites/zoo.yaml
+check zoo-findings suites/zoo-findings-cd3.yaml suites/zoo-findings-reversal.yaml
+check zoo-speed-quality suites/zoo-speed-quality.yaml
+echo "candidates under $OUT" >&2
+exit $status
