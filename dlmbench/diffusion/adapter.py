@@ -152,13 +152,9 @@ class DiffusionLM(LanguageModel):
         return GreedyResult(matches=out, method=method)
 
     def _progress(self, total: int):
-        import os
-        import sys
+        from dlmbench.progress import bar
 
-        from tqdm import tqdm
-
-        disable = os.environ.get("DLMBENCH_NO_PROGRESS") == "1" or not sys.stderr.isatty()
-        return tqdm(total=total, desc=f"{self.family} bound", unit="seq", disable=disable, file=sys.stderr)
+        return bar(total=total, desc=f"{self.family} bound", unit="seq")
 
 
 # ------------------------------------------------------------------------------------------------------
