@@ -92,7 +92,7 @@ class DiffusionLM(LanguageModel):
         settings: dict[str, Any] = {}
         bs = int(self.settings.get("batch_size", 8))
         progress = self._progress(len(pieces))
-        for length, idx in sorted(by_len.items()):
+        for _length, idx in sorted(by_len.items()):
             for s in range(0, len(idx), bs):
                 chunk = idx[s : s + bs]
                 x0 = torch.tensor([list(pieces[k][2]) + list(pieces[k][3]) for k in chunk], dtype=torch.long, device=self.device)
