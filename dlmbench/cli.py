@@ -297,10 +297,9 @@ def _check(jobs, baseline: str) -> int:
     from dlmbench.regress.inputs import load_side
     from dlmbench.regress.matching import Options
     from dlmbench.regress.render import markdown
-
-    base = load_side(baseline, "baseline")
     from dlmbench.store import is_finished
 
+    base = load_side(baseline, "baseline")
     cand = [e for job in jobs if is_finished(job.folder) for e in load_side(job.folder, "candidate")]
     if not cand:
         raise BadSpec("--check: no finished run to compare")
