@@ -17,7 +17,6 @@ import os
 import time
 
 import numpy as np
-import torch
 
 TEXTS = [
     "In the beginning God created the heaven and the earth.",

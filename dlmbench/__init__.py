@@ -1,8 +1,7 @@
 """dlmbench: diffusion and autoregressive language models on the same scale."""
 
-__version__ = "0.1.0"
-
-from dlmbench.errors import DlmbenchError  # noqa: E402
+from dlmbench._version import __version__
+from dlmbench.errors import DlmbenchError
 
 
 def evaluate(model: str, task: str, **overrides):

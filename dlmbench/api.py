@@ -1,23 +1,29 @@
-"""The Python API behind the CLI: resolve specs, run one job, store it.
+"""The Python API behind the CLI: one job path, spec -> resolve -> validate -> execute -> store.
 
 ``evaluate("smollm2-135m", "kjv", limit=100)`` is ``dlmbench run --model smollm2-135m --task kjv
---limit 100``. A job is keyed by the hash of its fully resolved spec plus the package versions that can
-change its numbers; a finished job with the same key is read back from the results folder instead of
-recomputed (``force=True`` recomputes).
+--limit 100``; ``run_suite("suites/zoo.yaml")`` is ``dlmbench run --suite suites/zoo.yaml``. Both resolve
+(and validate) every job before any model loads (:func:`dlmbench.runner.resolve.resolve`), run each job
+through :func:`dlmbench.runner.execute.execute` (directly, or through a backend: local, torchrun, Slurm,
+Ray) and leave the store (:mod:`dlmbench.store`) to say which jobs are finished. A job is keyed by the hash
+of its fully resolved spec plus the package versions that can change its numbers; a finished job with the
+same key is read back from the results folder instead of recomputed (``force=True`` recomputes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlmbench import store
 from dlmbench.registry import Registry
 from dlmbench.runner.execute import execute
 from dlmbench.runner.resolve import cache_key, resolve
-from dlmbench.store import RunRecord
+from dlmbench.runner.suite import Job, SuiteSummary, expand_suite, load_suite
+from dlmbench.store import MetricRow, RunRecord
 
-__all__ = ["cache_key", "evaluate", "execute", "resolve"]
+__all__ = ["SuiteRun", "cache_key", "evaluate", "execute", "plan_suite", "resolve", "run_suite"]
 
 
 def evaluate(
@@ -35,6 +41,85 @@ def evaluate(
     registry: Registry | None = None,
     loaded_model: Any = None,
 ) -> RunRecord:
-    """Run ``model`` on ``task`` and write one run folder under ``out``; return its record."""
+    """Run ``model`` on ``task`` and write one run folder under ``out``; return its record.
+
+    A user mistake (unknown name, bad setting) raises one :class:`~dlmbench.errors.DlmbenchError` before
+    any model loads; a failure while running raises as it happened.
+    """
     run = resolve(model, task, settings=settings, seed=seed, limit=limit, specs=specs, registry=registry)
     return execute(run, batch_size=batch_size, device=device, out=out, force=force, loaded_model=loaded_model)
+
+
+@dataclass
+class SuiteRun:
+    """What :func:`run_suite` did: every job of the grid, and the summary (done, cached, failed, submitted)."""
+
+    jobs: list[Job]
+    summary: SuiteSummary
+
+    def rows(self) -> list[MetricRow]:
+        """The metric rows of every finished job, in job order (read from the store)."""
+        return [r for job in self.jobs if store.is_finished(job.folder) for r in store.read_run(job.folder).rows]
+
+
+def plan_suite(
+    suite: str | Path | Mapping[str, Any],
+    *,
+    out: str | Path = "results",
+    settings: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    seeds: Sequence[int] | None = None,
+    specs: Sequence[str | Path] = (),
+    registry: Registry | None = None,
+    where: str | None = None,
+) -> list[Job]:
+    """Every job of a suite, resolved and validated, nothing run: a mistake fails here, before any model loads.
+
+    ``suite`` is a suite YAML file or its mapping (``{"models": [...], "tasks": [...], ...}``, see
+    :mod:`dlmbench.runner.suite`); ``settings``/``limit``/``seeds`` override the suite's. ``where`` names the
+    suite in error messages.
+    """
+    if isinstance(suite, Mapping):
+        data, where = dict(suite), where or "suite"
+    else:
+        data, where = load_suite(suite), where or str(suite)
+    if seeds is not None:
+        data["seeds"] = list(seeds)
+    reg = registry or Registry.default(specs)
+    return expand_suite(data, registry=reg, out=Path(out), settings=settings, limit=limit, where=where)
+
+
+def run_suite(
+    suite: str | Path | Mapping[str, Any] | Sequence[Job],
+    *,
+    out: str | Path = "results",
+    settings: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    seeds: Sequence[int] | None = None,
+    specs: Sequence[str | Path] = (),
+    registry: Registry | None = None,
+    backend: str = "local",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    force: bool = False,
+    progress: str = "off",
+    slurm: Any = None,
+    ray: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> SuiteRun:
+    """Run every job of a suite on ``backend`` (``local``, ``slurm``, ``ray``); a failed job does not stop the others.
+
+    ``suite`` is what :func:`plan_suite` takes, or the jobs it returned. The grid is resolved first, so a typo
+    fails before any work. ``slurm``/``ray`` are :class:`~dlmbench.runner.backends.SlurmOptions` /
+    :class:`~dlmbench.runner.backends.RayOptions`. Under ``torchrun`` every rank calls this and each job is
+    data-parallel over the ranks.
+    """
+    from dlmbench.runner.backends import JobOptions, run_with_backend
+
+    if isinstance(suite, Sequence) and not isinstance(suite, str) and all(isinstance(j, Job) for j in suite):
+        jobs = list(suite)
+    else:
+        jobs = plan_suite(suite, out=out, settings=settings, limit=limit, seeds=seeds, specs=specs, registry=registry)
+    opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
+    summary = run_with_backend(jobs, opts, backend=backend, progress=progress, slurm=slurm, ray=ray, log=log)
+    return SuiteRun(list(jobs), summary)

@@ -15,15 +15,15 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from dlmbench import __version__
-from dlmbench.errors import BadSpec, DlmbenchError
+from dlmbench.errors import BadSpec, DlmbenchError, ResultsError
 
 EPILOG = """examples:
   dlmbench list models
   dlmbench show task kjv
   dlmbench run --model smollm2-135m --task kjv --limit 200
   dlmbench run --model gpt2 --task wikitext2-sliding --set stride=512
-  dlmbench results --format csv --out-dir results/
-  dlmbench run --suite suites/zoo.yaml && dlmbench report
+  dlmbench results --format csv --out results/
+  dlmbench run --suite suites/zoo.yaml --out results/ && dlmbench report --out results/
   dlmbench regress --baseline results/baselines/zoo-smoke --candidate results
   dlmbench zoo list
   dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m --tasks arc_easy --limit 20
@@ -131,14 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--ray-cpus", type=float, default=1, metavar="N", help="CPUs per Ray task (default 1)")
 
     res = sub.add_parser("results", help="print or export the tidy results table")
-    res.add_argument("--out-dir", default="results", metavar="DIR", help="results root to read (default results/)")
+    res.add_argument("--out", default=None, metavar="DIR", help="results root to read (default results/)")
+    res.add_argument("--out-dir", dest="old_out_dir", default=None, help=argparse.SUPPRESS)  # deprecated spelling
     res.add_argument("--format", choices=["table", "csv", "json"], default="table")
     res.add_argument("--model", default=None, help="only rows of this model")
     res.add_argument("--task", default=None, help="only rows of this task")
     res.add_argument("--export", default=None, metavar="FILE", help="also write the table to FILE (.csv or .parquet)")
     rep = sub.add_parser("report", help="write leaderboard.md, leaderboard.html and plots from the tidy table")
-    rep.add_argument("results_dir", nargs="?", default="results", help="results root to read (default results/)")
-    rep.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default RESULTS_DIR/leaderboard)")
+    rep.add_argument("--out", default=None, metavar="DIR", help="results root to read (default results/)")
+    rep.add_argument("--dest", default=None, metavar="DIR", help="where to write the report (default OUT/leaderboard)")
+    rep.add_argument("old_results_dir", nargs="?", default=None, help=argparse.SUPPRESS)  # deprecated spelling
     reg = sub.add_parser(
         "regress",
         help="compare a candidate against a baseline with statistics; exit 1 on a real regression",
@@ -295,9 +297,10 @@ def _check(jobs, baseline: str) -> int:
     from dlmbench.regress.inputs import load_side
     from dlmbench.regress.matching import Options
     from dlmbench.regress.render import markdown
+    from dlmbench.store import is_finished
 
     base = load_side(baseline, "baseline")
-    cand = [e for job in jobs if (job.folder / "metrics.jsonl").is_file() for e in load_side(job.folder, "candidate")]
+    cand = [e for job in jobs if is_finished(job.folder) for e in load_side(job.folder, "candidate")]
     if not cand:
         raise BadSpec("--check: no finished run to compare")
     report = compare(base, cand, Options(), StatOptions())
@@ -310,11 +313,11 @@ def _check(jobs, baseline: str) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlmbench.registry import Registry
+    from dlmbench import api
+    from dlmbench import progress as bars
     from dlmbench.report.table import render
-    from dlmbench.runner.backends import JobOptions, run_with_backend
     from dlmbench.runner.distributed import is_main_process
-    from dlmbench.runner.suite import expand_suite, is_finished, load_suite
+    from dlmbench.store import is_finished
 
     if args.limit is not None and args.limit < 1:
         raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
@@ -328,29 +331,28 @@ def cmd_run(args) -> int:
         raise BadSpec(f"--check: baseline {args.check} does not exist (give a results folder, run folder or .csv/.parquet export)")
     settings = _parse_settings(args.settings)
     slurm, ray = _scheduler_options(args)
-    reg = Registry.default(args.specs)
-    if args.suite:
-        data, where = load_suite(args.suite), str(args.suite)
-    else:
-        data, where = {"models": _split(args.model), "tasks": _split(args.task)}, "command line"
-    data = dict(data)
-    if args.seed is not None:
-        data["seeds"] = [args.seed]
+    suite = args.suite or {"models": _split(args.model), "tasks": _split(args.task)}
     # resolve the whole grid first, so a typo fails before any work
-    jobs = expand_suite(data, registry=reg, out=Path(args.out), settings=settings, limit=args.limit, where=where)
+    jobs = api.plan_suite(
+        suite, out=args.out, settings=settings, limit=args.limit,
+        seeds=None if args.seed is None else [args.seed], specs=args.specs,
+        where=None if args.suite else "command line",
+    )
     if args.dry_run:
-        for job in jobs:
-            state = "cached" if is_finished(job) and not args.force else "to run"
-            print(f"{state:<7} {job.run_id}  {job.label}")
-        n_cached = sum(is_finished(j) and not args.force for j in jobs)
-        print(f"{len(jobs)} jobs: {len(jobs) - n_cached} to run, {n_cached} cached")
+        cached = [not args.force and is_finished(job.folder) for job in jobs]
+        for job, c in zip(jobs, cached):
+            print(f"{'cached' if c else 'to run':<7} {job.run_id}  {job.label}")
+        print(f"{len(jobs)} jobs: {len(jobs) - sum(cached)} to run, {sum(cached)} cached")
         return 0
     main_rank = is_main_process()
     if args.progress == "off":
-        os.environ["DLMBENCH_NO_PROGRESS"] = "1"  # the adapters' per-job bars too
-    opts = JobOptions(out=args.out, device=args.device, batch_size=args.batch_size, force=args.force)
+        os.environ[bars.ENV_VAR] = "1"  # the adapters' per-job bars too
     quiet = None if main_rank else (lambda msg: None)
-    summary = run_with_backend(jobs, opts, backend=args.backend, progress=args.progress, slurm=slurm, ray=ray, log=quiet)
+    done = api.run_suite(
+        jobs, out=args.out, backend=args.backend, device=args.device, batch_size=args.batch_size,
+        force=args.force, progress=args.progress, slurm=slurm, ray=ray, log=quiet,
+    )
+    summary = done.summary
     if not main_rank:  # other torchrun ranks: rank 0 prints and checks
         return 1 if summary.failed else 0
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
@@ -361,9 +363,7 @@ def cmd_run(args) -> int:
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
         for job, msg in summary.failed:
             log(f"  failed: {job.label}: {msg}")
-    from dlmbench.store import read_run
-
-    all_rows = [r.to_json() for job in jobs if is_finished(job) for r in read_run(job.folder).rows]
+    all_rows = [r.to_json() for r in done.rows()]
     if args.json:
         for r in all_rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -387,11 +387,43 @@ def cmd_run(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _deprecated(old: str, new: str) -> None:
+    """One line on stderr: an old spelling still works, and which one to use instead."""
+    print(f"warning: {old} is deprecated; use {new}", file=sys.stderr)
+
+
+def _results_root(args) -> str:
+    """``results``: the results root is ``--out`` (``--out-dir`` still works, with a notice)."""
+    if args.old_out_dir is not None:
+        if args.out is not None and args.out != args.old_out_dir:
+            raise BadSpec("give the results folder once: --out DIR (--out-dir is its deprecated spelling)")
+        _deprecated("--out-dir DIR", "--out DIR")
+        return args.old_out_dir
+    return args.out or "results"
+
+
+def _report_folders(args) -> tuple[str, str]:
+    """``report``: (results root, where to write). New: ``--out RESULTS [--dest DIR]``. Old, still working
+    with a notice: ``report RESULTS [--out DIR]`` (the positional was the results root, ``--out`` the report)."""
+    if args.old_results_dir is None:
+        root = args.out or "results"
+        return root, args.dest or str(Path(root) / "leaderboard")
+    root = args.old_results_dir
+    if args.out is not None:
+        if args.dest is not None:
+            raise BadSpec("give either --out RESULTS --dest DIR or the old RESULTS --out DIR, not a mix")
+        _deprecated(f"`report {root} --out {args.out}`", f"`report --out {root} --dest {args.out}`")
+        return root, args.out
+    _deprecated(f"`report {root}` (a positional results folder)", f"`report --out {root}`")
+    return root, args.dest or str(Path(root) / "leaderboard")
+
+
 def cmd_results(args) -> int:
     from dlmbench.report.table import render
     from dlmbench.store import export_table, load_table
 
-    df = load_table(args.out_dir)
+    root = _results_root(args)
+    df = load_table(root)
     if args.model:
         df = df[df["model"] == args.model]
     if args.task:
@@ -401,7 +433,7 @@ def cmd_results(args) -> int:
         print(f"wrote {path}", file=sys.stderr)
     if args.format == "table":
         if df.empty:
-            print(f"no results under {args.out_dir}")
+            print(f"no results under {root}")
         else:
             print(render(df.to_dict("records"), ("model", "task", "metric", "value", "n", "bound", "seed", "run_id")))
     elif args.format == "csv":
@@ -419,9 +451,14 @@ def cmd_report(args) -> int:
     from dlmbench.report.leaderboard import write_report
     from dlmbench.store import load_table
 
-    df = load_table(args.results_dir)
-    out = args.out or str(Path(args.results_dir) / "leaderboard")
-    written = write_report(df, out)
+    root, dest = _report_folders(args)
+    if not Path(root).exists() and args.old_results_dir is None and args.out is not None:
+        raise ResultsError(
+            f"results folder {root} does not exist; `report --out` names the results folder to read "
+            "(write the report elsewhere with --dest DIR)"
+        )
+    df = load_table(root)
+    written = write_report(df, dest)
     print(f"wrote {written['markdown']} and {written['html']} ({len(df)} rows)", file=sys.stderr)
     return 0
 

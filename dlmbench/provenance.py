@@ -9,7 +9,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from dlmbench import __version__
+from dlmbench._version import __version__
 
 _PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", "safetensors", "gguf", "lm_eval")
 

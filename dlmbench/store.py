@@ -7,10 +7,14 @@ Layout under a results root (default ``results/``)::
         metrics.jsonl    one tidy row per metric (columns below)
         examples.jsonl   per-request values (nll, n_tokens, correct, ...) for paired comparisons
         log.txt          what was run, when, on what, and how long it took
+    failures/<model>/<task>/<run_id>.json   the error of a job that failed (removed once it succeeds)
 
 A run folder is written to a temporary sibling and renamed into place (``os.replace`` on a directory is
 atomic on POSIX), so a crash or kill never leaves a folder that looks complete. The tidy table is the
 union of all ``metrics.jsonl`` files; readers get a pandas DataFrame.
+
+The store is the only judge of "is this job finished?" (:func:`is_finished`): the runner, the backends,
+``dlmbench run --dry-run`` and the data-parallel ranks all ask it, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -102,7 +106,38 @@ class RunRecord:
 
 
 def run_folder(root: Path, model: str, task: str, run_id: str) -> Path:
+    """Where the job ``run_id`` of ``model`` on ``task`` lives under the results root ``root``."""
     return Path(root) / "runs" / _safe(model) / _safe(task) / run_id
+
+
+def is_finished(folder: Path | str) -> bool:
+    """Whether ``folder`` holds a finished run. The one place this is decided.
+
+    A run folder only appears by the atomic rename of a complete temporary folder (:func:`write_run`), so
+    a folder holding ``metrics.jsonl`` whose name is not a temporary one (``.name.tmp-...``) is finished.
+    """
+    folder = Path(folder)
+    return not folder.name.startswith(".") and (folder / "metrics.jsonl").is_file()
+
+
+def failure_path(root: Path | str, model: str, task: str, run_id: str) -> Path:
+    """The failure record of job ``run_id``: ``failures/<model>/<task>/<run_id>.json`` under ``root``."""
+    return Path(root) / "failures" / _safe(model) / _safe(task) / f"{run_id}.json"
+
+
+def write_failure(path: Path, record: dict[str, Any]) -> Path:
+    """Write a failure record atomically (temporary file, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def clear_failure(path: Path) -> None:
+    """A job that succeeds after an earlier failure drops its stale failure record."""
+    Path(path).unlink(missing_ok=True)
 
 
 def _safe(name: str) -> str:
@@ -156,7 +191,7 @@ def run_folders(root: Path) -> list[Path]:
     runs = root / "runs"
     if not runs.is_dir():
         return []
-    return sorted(p.parent for p in runs.glob("*/*/*/metrics.jsonl") if not p.parent.name.startswith("."))
+    return sorted(p.parent for p in runs.glob("*/*/*/metrics.jsonl") if is_finished(p.parent))
 
 
 def load_table(root: Path | str = "results"):
@@ -165,7 +200,7 @@ def load_table(root: Path | str = "results"):
 
     root = Path(root)
     if not root.exists():
-        raise ResultsError(f"results folder {root} does not exist; run `dlmbench run ...` first or pass --out-dir")
+        raise ResultsError(f"results folder {root} does not exist; run `dlmbench run ...` first or pass --out DIR")
     records: list[dict[str, Any]] = []
     for folder in run_folders(root):
         for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines():

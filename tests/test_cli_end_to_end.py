@@ -47,7 +47,7 @@ def test_run_results_report(zoo, capsys, tmp_path):
     assert "tiny-gpt2" in out and "tiny-llada" in out and "≤" in out  # the bound is labelled in the table
     assert "2 done, 0 cached, 0 failed" in err
 
-    code, csv_text, err = _run(capsys, ["results", "--out-dir", str(out_dir), "--format", "csv"])
+    code, csv_text, err = _run(capsys, ["results", "--out", str(out_dir), "--format", "csv"])
     assert code == 0, err
     table = pd.read_csv(io.StringIO(csv_text))
     ppl = table[(table.metric == "perplexity")].set_index("model")
@@ -69,7 +69,7 @@ def test_run_results_report(zoo, capsys, tmp_path):
             n += len(ids) - 1
     assert ppl.loc["tiny-gpt2", "value"] == pytest.approx(math.exp(nll / n), rel=1e-4)
 
-    code, js, _ = _run(capsys, ["results", "--out-dir", str(out_dir), "--format", "json"])
+    code, js, _ = _run(capsys, ["results", "--out", str(out_dir), "--format", "json"])
     rows = [json.loads(line) for line in js.splitlines() if line.strip()] if not js.lstrip().startswith("[") else json.loads(js)
     assert code == 0 and len(rows) == len(table)
     for r in rows:  # provenance on every row
@@ -81,7 +81,42 @@ def test_run_results_report(zoo, capsys, tmp_path):
                                  "--out", str(out_dir), "--progress", "off"])
     assert code == 0 and "0 done, 2 cached, 0 failed" in err
 
-    code, _, err = _run(capsys, ["report", str(out_dir), "--out", str(tmp_path / "board")])
+    code, _, err = _run(capsys, ["report", "--out", str(out_dir), "--dest", str(tmp_path / "board")])
     assert code == 0, err
     html = (tmp_path / "board" / "leaderboard.html").read_text()
     assert "tiny-llada" in html and "≤" in html
+
+
+def test_out_names_the_results_folder_on_every_command_old_spellings_still_work(zoo, capsys, tmp_path):
+    _, specs = zoo
+    res = tmp_path / "res"
+    code, _, err = _run(capsys, ["--specs", str(specs), "run", "--model", "tiny-gpt2", "--task", "tiny-ppl", "--out", str(res)])
+    assert code == 0, err
+
+    # results: --out, and the old --out-dir with a one-line notice on stderr and the same table
+    code, new, err = _run(capsys, ["results", "--out", str(res), "--format", "csv"])
+    assert code == 0 and err == "" and "tiny-gpt2" in new
+    code, old, err = _run(capsys, ["results", "--out-dir", str(res), "--format", "csv"])
+    assert code == 0 and old == new
+    assert err == "warning: --out-dir DIR is deprecated; use --out DIR\n"
+
+    # report: --out RESULTS [--dest DIR]; the default destination is RESULTS/leaderboard
+    code, _, err = _run(capsys, ["report", "--out", str(res)])
+    assert code == 0 and "warning" not in err and (res / "leaderboard" / "leaderboard.md").is_file()
+    expected = (res / "leaderboard" / "leaderboard.md").read_text()
+    # old: a positional results folder (written to RESULTS/leaderboard) ...
+    (res / "leaderboard" / "leaderboard.md").unlink()
+    code, _, err = _run(capsys, ["report", str(res)])
+    assert code == 0 and (res / "leaderboard" / "leaderboard.md").read_text() == expected
+    assert err.splitlines()[0] == f"warning: `report {res}` (a positional results folder) is deprecated; use `report --out {res}`"
+    # ... and the positional with --out as the report's destination
+    code, _, err = _run(capsys, ["report", str(res), "--out", str(tmp_path / "board")])
+    assert code == 0 and (tmp_path / "board" / "leaderboard.md").read_text() == expected
+    assert err.splitlines()[0] == (
+        f"warning: `report {res} --out {tmp_path / 'board'}` is deprecated; use `report --out {res} --dest {tmp_path / 'board'}`"
+    )
+    # the new --out is a results folder: a missing one is one line that points at --dest
+    code, _, err = _run(capsys, ["report", "--out", str(tmp_path / "nowhere")])
+    assert code == 2 and err.count("\n") == 1 and "--dest DIR" in err
+    code, _, err = _run(capsys, ["results", "--out", str(res), "--out-dir", str(tmp_path)])
+    assert code == 2 and err.count("\n") == 1

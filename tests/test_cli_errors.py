@@ -31,7 +31,7 @@ def _one_line_error(capsys, argv, code=2):
         (["run", "--model", "gpt2", "--task", "kjv-lastword", "--set", "task.strip_punctuaton=1"], "did you mean 'strip_punctuation'"),
         (["run", "--task", "kjv"], "give --model and --task"),
         (["run", "--suite", "/nonexistent/suite.yaml"], "does not exist"),
-        (["results", "--out-dir", "/nonexistent/results"], "does not exist"),
+        (["results", "--out", "/nonexistent/results"], "does not exist"),
         (["--specs", "/nonexistent/specs", "list", "models"], "does not exist"),
     ],
 )

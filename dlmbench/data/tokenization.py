@@ -6,6 +6,9 @@ transformers 5, ``GPT2TokenizerFast(vocab_file=..., merges_file=...)`` builds a 
 every text to ``[]`` or ``[0]`` (measured with transformers 5.23; shown by
 ``tests/families/ar/test_ar_adapter.py``); :func:`check_not_empty` turns
 that into a :class:`~dlmbench.errors.CheckpointError`.
+
+:func:`encode_pair` is lm-eval's context/continuation split, shared by our own tasks (LAMBADA, reversal)
+and the lm-eval bridge (:mod:`dlmbench.integrations.lmeval`) so both score the same token ids.
 """
 
 from __future__ import annotations
@@ -97,3 +100,12 @@ def load_tokenizer(ref: CheckpointRef) -> HFTokenizer:
     tok = HFTokenizer(hf, name=ref.describe())
     check_not_empty(tok)
     return tok
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's split: ``whole = enc(ctx + cont)``, ``ctx_ids = enc(ctx)``, ``cont_ids = whole[len(ctx_ids):]``."""
+    whole = tokenizer.encode(context + continuation)
+    ctx = tokenizer.encode(context)
+    if whole[: len(ctx)] != ctx:  # context tokens changed by a merge across the boundary
+        ctx = whole[: len(ctx)]
+    return ctx, whole[len(ctx) :]

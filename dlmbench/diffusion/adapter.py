@@ -92,7 +92,7 @@ class DiffusionLM(LanguageModel):
         settings: dict[str, Any] = {}
         bs = int(self.settings.get("batch_size", 8))
         progress = self._progress(len(pieces))
-        for length, idx in sorted(by_len.items()):
+        for _length, idx in sorted(by_len.items()):
             for s in range(0, len(idx), bs):
                 chunk = idx[s : s + bs]
                 x0 = torch.tensor([list(pieces[k][2]) + list(pieces[k][3]) for k in chunk], dtype=torch.long, device=self.device)
@@ -152,13 +152,9 @@ class DiffusionLM(LanguageModel):
         return GreedyResult(matches=out, method=method)
 
     def _progress(self, total: int):
-        import os
-        import sys
+        from dlmbench.progress import bar
 
-        from tqdm import tqdm
-
-        disable = os.environ.get("DLMBENCH_NO_PROGRESS") == "1" or not sys.stderr.isatty()
-        return tqdm(total=total, desc=f"{self.family} bound", unit="seq", disable=disable, file=sys.stderr)
+        return bar(total=total, desc=f"{self.family} bound", unit="seq")
 
 
 # ------------------------------------------------------------------------------------------------------

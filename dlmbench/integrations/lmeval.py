@@ -23,7 +23,7 @@ lm-eval request              dlmbench question
 
 Tokenization follows lm-eval's ``TemplateLM``: trailing spaces of the context move to the
 continuation, then ``context + continuation`` and ``context`` are encoded and the continuation tokens
-are the difference (:func:`dlmbench.tasks.lambada.encode_pair`, the same split as our own LAMBADA
+are the difference (:func:`dlmbench.data.tokenization.encode_pair`, the same split as our own LAMBADA
 task, so both paths score the same tokens). An empty context is scored after the adapter's own
 prefix (AR: the prefix/BOS token; diffusion: nothing).
 
@@ -97,7 +97,7 @@ def split_context(context: str, continuation: str) -> tuple[str, str]:
 
 def encode_request(tokenizer, context: str, continuation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Token ids ``(context, continuation)`` of one ``loglikelihood`` request, as lm-eval splits them."""
-    from dlmbench.tasks.lambada import encode_pair
+    from dlmbench.data.tokenization import encode_pair
 
     context, continuation = split_context(context, continuation)
     if not context:

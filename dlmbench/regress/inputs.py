@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from dlmbench.errors import ResultsError
+from dlmbench.store import is_finished
 
 
 @dataclass
@@ -41,7 +42,7 @@ def load_side(path: str | Path, role: str) -> list[Entry]:
             raise ResultsError(f"{role} {p} is a file but not a .csv or .parquet tidy-table export")
         entries = _load_table_file(p)
     else:
-        folders = [p] if (p / "metrics.jsonl").is_file() else _find_run_folders(p)
+        folders = [p] if is_finished(p) else _find_run_folders(p)
         entries = [e for folder in folders for e in _load_run_folder(folder)]
     if not entries:
         raise ResultsError(f"{role} {p} holds no result rows (no run folder with metrics.jsonl below it)")
@@ -52,7 +53,7 @@ def _find_run_folders(root: Path) -> list[Path]:
     out = []
     for m in sorted(root.rglob("metrics.jsonl")):
         rel = m.parent.relative_to(root).parts
-        if not any(part.startswith(".") for part in rel):
+        if not any(part.startswith(".") for part in rel) and is_finished(m.parent):
             out.append(m.parent)
     return out
 

@@ -167,7 +167,7 @@ def plots(df) -> list[Figure]:
         figs.append(_fig_to_figure(fig, "bits_per_byte", "Bits per byte across tokenizers"))
     # metric vs a numeric setting that varies (speed/quality curves: steps, NFE, ...)
     for axis_key in ("steps", "nfe", "mc_samples"):
-        vals = df["settings"].map(lambda s: (s or {}).get(axis_key))
+        vals = df["settings"].map(lambda s: (s or {}).get(axis_key))  # noqa: B023 - used at once
         sub = df[vals.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))].copy()
         if sub.empty:
             continue

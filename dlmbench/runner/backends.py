@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlmbench import progress as bars
+from dlmbench import store
 from dlmbench.errors import BadSpec, DlmbenchError, NotSupported
-from dlmbench.runner.suite import Job, SuiteSummary, is_finished, record_failure
+from dlmbench.runner.suite import Job, SuiteSummary, record_failure
 
 BACKENDS = ("local", "slurm", "ray")
 _EXTRA = {"submitit": "slurm", "ray": "ray"}
@@ -83,12 +85,6 @@ def _failed(job: Job, opts: JobOptions, error: BaseException, t0: float) -> JobR
     return JobResult(job.run_id, job.label, "failed", _error_line(error), time.time() - t0, str(job.folder))
 
 
-def _clear_failure(out: Path, job: Job) -> None:
-    """A job that succeeds after an earlier failure drops its stale failure record."""
-    p = Path(out) / "failures" / job.folder.parent.parent.name / job.folder.parent.name / f"{job.run_id}.json"
-    p.unlink(missing_ok=True)
-
-
 def run_job(job: Job, opts: JobOptions, loaded_model: Any = None) -> JobResult:
     """Run one job (or read it back if finished); record a failure instead of raising. Backend-neutral."""
     from dlmbench.runner.execute import execute
@@ -107,7 +103,7 @@ def run_job(job: Job, opts: JobOptions, loaded_model: Any = None) -> JobResult:
             loaded_model=loaded_model,
         )
         if not rec.cached and is_main_process():
-            _clear_failure(Path(opts.out), job)
+            store.clear_failure(job.failure_path(opts.out))
         return JobResult(job.run_id, job.label, "cached" if rec.cached else "done", None, time.time() - t0, str(rec.folder))
     except KeyboardInterrupt:
         raise
@@ -140,13 +136,11 @@ class Progress:
     """
 
     def __init__(self, total: int, *, enabled: bool, log: Callable[[str], None] | None = None):
-        from tqdm import tqdm
-
         self.total = total
         self.count = 0
         self.summary = SuiteSummary()
         self._log = log
-        self.bar = tqdm(total=total, desc="jobs", unit="job", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+        self.bar = bars.bar(total=total, desc="jobs", unit="job", mode="on" if enabled else "off")
 
     def log(self, msg: str) -> None:
         if self._log is not None:
@@ -177,14 +171,10 @@ class Progress:
 
 
 def progress_enabled(mode: str) -> bool:
-    """``auto``: on when stderr is a terminal (and ``DLMBENCH_NO_PROGRESS`` is unset); ``on``; ``off``."""
+    """The job bar: :func:`dlmbench.progress.enabled` on the main process (other torchrun ranks stay quiet)."""
     from dlmbench.runner.distributed import is_main_process
 
-    if not is_main_process() or mode == "off":
-        return False
-    if mode == "on":
-        return True
-    return os.environ.get("DLMBENCH_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
+    return is_main_process() and bars.enabled(mode)
 
 
 # -- backends ---------------------------------------------------------------------------------------------
@@ -217,7 +207,7 @@ def _skip_finished(jobs: Sequence[Job], opts: JobOptions, progress: Progress) ->
     """Count finished jobs as cached (never submitted) and return the rest."""
     todo = []
     for job in jobs:
-        if is_finished(job) and not opts.force:
+        if not opts.force and store.is_finished(job.folder):
             progress.result(job, JobResult(job.run_id, job.label, "cached", folder=str(job.folder)))
         else:
             todo.append(job)
@@ -235,7 +225,7 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
     device = dp.rank_device(opts.device, dp.dist_info())
     loaded: tuple[str, Any] | None = None
     for job in jobs:
-        finished = is_finished(job) and not opts.force
+        finished = not opts.force and store.is_finished(job.folder)
         if ctx is not None:
             finished = ctx.agree(finished)
         if finished:

@@ -15,7 +15,7 @@ import yaml
 from dlmbench.provenance import device_description, git_commit, now_iso, package_versions
 from dlmbench.runner.resolve import cache_key
 from dlmbench.specs import RunSpec
-from dlmbench.store import MetricRow, RunRecord, read_run, run_folder, write_run
+from dlmbench.store import MetricRow, RunRecord, is_finished, read_run, run_folder, write_run
 
 
 def execute(
@@ -41,9 +41,9 @@ def execute(
     run_id = cache_key(run)
     folder = run_folder(Path(out), run.model.name, run.task.name, run_id)
     ctx = dp.context() if distributed is not False else None
-    finished = folder.is_dir() and (folder / "metrics.jsonl").exists() and not force
+    finished = not force and is_finished(folder)
     if ctx is not None:
-        finished = ctx.agree(finished)  # rank 0's results folder decides (no shared file system needed)
+        finished = ctx.agree(finished)  # rank 0's store decides (no shared file system needed)
     if finished:
         if ctx is not None and ctx.rank != 0:
             return RunRecord(run_id=run_id, folder=folder, rows=[], cached=True)

@@ -21,17 +21,17 @@ stop the others.
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlmbench import store
 from dlmbench.errors import BadSpec
 from dlmbench.registry import Registry
+from dlmbench.runner.resolve import cache_key, resolve
 from dlmbench.specs import RunSpec, load_yaml
 
 _SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "settings", "grid", "task_settings"}
@@ -39,10 +39,16 @@ _SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "sett
 
 @dataclass(frozen=True)
 class Job:
+    """One resolved job of a grid: its spec, its key (run id) and its run folder in the store."""
+
     run: RunSpec
     run_id: str
     folder: Path
     grid_values: tuple[tuple[str, Any], ...] = ()
+
+    def failure_path(self, out: Path | str) -> Path:
+        """Where a failure of this job is recorded under the results root ``out``."""
+        return store.failure_path(out, self.run.model.name, self.run.task.name, self.run_id)
 
     @property
     def label(self) -> str:
@@ -52,6 +58,8 @@ class Job:
 
 @dataclass
 class SuiteSummary:
+    """What a grid run did with each job: done, read back from the store (cached), failed or submitted."""
+
     done: list[Job] = field(default_factory=list)
     cached: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
@@ -82,9 +90,6 @@ def expand_suite(
     where: str = "suite",
 ) -> list[Job]:
     """All jobs of a suite, resolved and validated (a typo fails before any work)."""
-    from dlmbench.runner.resolve import cache_key, resolve
-    from dlmbench.store import run_folder
-
     if not isinstance(data, Mapping):
         raise BadSpec(f"{where}: a suite must be a YAML mapping")
     unknown = set(data) - _SUITE_KEYS
@@ -115,7 +120,7 @@ def expand_suite(
                     overrides = {**base_settings, **combo, **{f"task.{k}": v for k, v in (per_task.get(t) or {}).items()}}
                     run = resolve(m, t, settings=overrides, seed=seed, limit=lim, registry=registry)
                     rid = cache_key(run)
-                    folder = run_folder(out, run.model.name, run.task.name, rid)
+                    folder = store.run_folder(out, run.model.name, run.task.name, rid)
                     jobs.append(Job(run, rid, folder, tuple(combo.items())))
     # the same resolved spec twice is one job
     unique: dict[str, Job] = {}
@@ -125,6 +130,7 @@ def expand_suite(
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
+    """The mapping of a suite YAML file (checked field by field by :func:`expand_suite`)."""
     p = Path(path)
     if not p.is_file():
         raise BadSpec(f"suite file {p} does not exist; give a YAML file such as suites/zoo.yaml")
@@ -134,16 +140,8 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def is_finished(job: Job) -> bool:
-    return (job.folder / "metrics.jsonl").is_file()
-
-
 def record_failure(out: Path, job: Job, error: BaseException) -> Path:
-    """Write ``failures/<model>/<task>/<run_id>.json`` atomically (error line and traceback)."""
-    folder = Path(out) / "failures" / job.folder.parent.parent.name / job.folder.parent.name
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job.run_id}.json"
-    tmp = folder / f".{job.run_id}.tmp-{os.getpid()}"
+    """Write the job's failure record (error line and traceback) under ``failures/`` in the store."""
     payload = {
         "run_id": job.run_id,
         "model": job.run.model.name,
@@ -153,23 +151,4 @@ def record_failure(out: Path, job: Job, error: BaseException) -> Path:
         "traceback": "".join(traceback.format_exception(error)),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-    return path
-
-
-def run_jobs(
-    jobs: Sequence[Job],
-    *,
-    out: Path,
-    device: str = "cpu",
-    batch_size: int | None = None,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-) -> SuiteSummary:
-    """Run jobs in order in this process, loading each model once for its consecutive jobs; never stops on a
-    failure. The ``local`` backend of :func:`dlmbench.runner.backends.run_with_backend`, without a progress bar."""
-    from dlmbench.runner.backends import JobOptions, run_with_backend
-
-    opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
-    return run_with_backend(jobs, opts, backend="local", progress="off", log=log)
+    return store.write_failure(job.failure_path(out), payload)

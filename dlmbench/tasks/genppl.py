@@ -28,7 +28,7 @@ from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
-from dlmbench.tasks.perplexity import _dataset_name
+from dlmbench.data.sources import dataset_name
 
 CONVENTIONS = ("mdlm", "sedd", "bos")
 
@@ -149,4 +149,4 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         "steps": steps,
         **{f"sampler.{k}": v for k, v in out.settings.items()},
     }
-    return TaskOutput(rows, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
+    return TaskOutput(rows, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -22,7 +22,8 @@ from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
-from dlmbench.tasks.perplexity import _dataset_name
+from dlmbench.data.sources import dataset_name
+from dlmbench.data.tokenization import encode_pair
 
 _TRAILING_PUNCT = re.compile(r"[\s\.,;:!\?\"'\)\]]+$")
 
@@ -42,15 +43,6 @@ def split_last_word(text: str, strip_punctuation: bool = False, delimiter: str =
     if not word or not context:
         return None
     return context, delimiter + word
-
-
-def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """lm-eval's split: ``whole = enc(ctx + cont)``, ``ctx_ids = enc(ctx)``, ``cont_ids = whole[len(ctx_ids):]``."""
-    whole = tokenizer.encode(context + continuation)
-    ctx = tokenizer.encode(context)
-    if whole[: len(ctx)] != ctx:  # context tokens changed by a merge across the boundary
-        ctx = whole[: len(ctx)]
-    return ctx, whole[len(ctx) :]
 
 
 def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
@@ -94,4 +86,4 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
         for k, (i, _ctx, cont) in enumerate(pairs)
     ]
     settings = {"strip_punctuation": strip, "target_delimiter": delim, "n_examples": len(pairs), **extra}
-    return TaskOutput(out, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
+    return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -39,7 +39,7 @@ from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
-from dlmbench.tasks.perplexity import _dataset_name
+from dlmbench.data.sources import dataset_name
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         "n_model_featurized": n_q,
         "n_reference": len(p_text),
         "n_reference_featurized": n_p,
-        "reference": f"{_dataset_name(task)}: {length}-token pieces (generator tokenizer), documents joined by a newline",
+        "reference": f"{dataset_name(task.dataset)}: {length}-token pieces (generator tokenizer), documents joined by a newline",
         "num_buckets": int(res.num_buckets),
         "num_buckets_setting": st.get("num_buckets", "auto"),
         "kmeans_seed": kseed,
@@ -250,4 +250,4 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         "steps": steps,
         **{f"sampler.{k}": v for k, v in out.settings.items()},
     }
-    return TaskOutput(rows, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
+    return TaskOutput(rows, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlmbench import metrics
+from dlmbench.data.sources import dataset_name
 from dlmbench.interface import LanguageModel, ScoreRequest
 from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
@@ -60,18 +61,8 @@ def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: in
         "n_bytes": int(n_bytes.sum()),
         **common,
     }
-    return TaskOutput(out, examples, settings, dataset=_dataset_name(task), split=task.dataset.split)
+    return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)
 
 
 def _mv(name: str, est: metrics.Estimate, bound: str, higher: bool, settings: dict) -> MetricValue:
     return MetricValue(name, est.value, est.stderr, est.n, bound, higher, {})
-
-
-def _dataset_name(task: TaskSpec) -> str:
-    ds = task.dataset
-    name = f"{ds.source}:{ds.path}"
-    if ds.name:
-        name += f"/{ds.name}"
-    if ds.file:
-        name += f"/{ds.file}"
-    return name

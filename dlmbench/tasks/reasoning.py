@@ -32,7 +32,7 @@ from dlmbench.errors import BadSpec, UnknownName
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
-from dlmbench.tasks.perplexity import _dataset_name
+from dlmbench.data.sources import dataset_name
 
 PROBLEMS = ("countdown", "sudoku", "sat", "planning")
 # the reference's MDM decoding (tuner/mdm/trainer.py generate_samples; scripts: --diffusion_steps 20 --topk_decoding)
@@ -160,4 +160,4 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
             out_rows.append(MetricValue(f"faithful_acc.pd{pd}", e.value, e.stderr, e.n, "exact", True, {"planning_distance": pd}))
     settings = {"problem": problem, "variant": key, "max_new_tokens": max_new, "sampler": sampler, "steps": steps,
                 "data_seed": st.get("data_seed", 1234), "prompt_layout": "char[SEP]" if char else "text+suffix"}
-    return TaskOutput(out_rows, rows_out, settings, dataset=_dataset_name(task), split=ds.split)
+    return TaskOutput(out_rows, rows_out, settings, dataset=dataset_name(task.dataset), split=ds.split)

@@ -24,8 +24,8 @@ from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import DatasetSpec, TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
-from dlmbench.tasks.lambada import encode_pair
-from dlmbench.tasks.perplexity import _dataset_name
+from dlmbench.data.tokenization import encode_pair
+from dlmbench.data.sources import dataset_name
 
 
 def _file_spec(ds: DatasetSpec, file: str) -> DatasetSpec:
@@ -76,4 +76,4 @@ def run_reversal(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int 
         rows += r
         examples += e
         settings.update(s)
-    return TaskOutput(rows, examples, settings, dataset=_dataset_name(task), split=None)
+    return TaskOutput(rows, examples, settings, dataset=dataset_name(task.dataset), split=None)

@@ -117,7 +117,7 @@ def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_
 
         net = LLaDABackbone(llada_config(cfg, n_tokens, bos_id, mask_id))
         with torch.no_grad():  # LLaDA's init_std 0.02 (normal) for every matrix, ones for the norms
-            for name, p in net.named_parameters():
+            for p in net.parameters():
                 if p.ndim > 1:
                     nn.init.normal_(p, std=0.02)
         return net

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dlmbench.data import sources
+from dlmbench.data import network
 from dlmbench.data.sources import cached_path, load_records, load_texts, package_file
 from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.specs import DatasetSpec
@@ -141,7 +141,7 @@ def test_unreachable_hub_detected_without_offline_variables(monkeypatch) -> None
     for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "DLMBENCH_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://dlmbench-unreachable.invalid")
-    monkeypatch.setattr(sources, "_reachable_cache", {})
+    monkeypatch.setattr(network, "_reachable_cache", {})
     ds = DatasetSpec("hf", "wikitext", name="wikitext-2-raw-v1", split="validation")
     msg = _one_line_fast(lambda: load_texts(ds, limit=5))
     assert "unreachable" in msg and "wikitext-2-raw-v1" in msg

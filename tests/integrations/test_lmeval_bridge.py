@@ -130,7 +130,7 @@ def _direct(model, seed: int, docs):
     return per_doc, float(np.mean(acc)), float(np.mean(acc_norm))
 
 
-def _check_against_direct(out, model, seed, n_docs=len(DOCS)):
+def _check_against_direct(out, model, seed, n_docs=None):
     docs = DOCS[:n_docs]
     per_doc, acc, acc_norm = _direct(model, seed, docs)
     rows = {r.metric: r for r in out.metrics}

@@ -79,9 +79,9 @@ def test_safe_eval_agrees_with_eval_on_hand_picked_expressions():
     for expr in ["3+4e2", "3+0b1", "3+4j", "3*4*2", "7//2", "2**10", "3--4", "3+-+4", "1e-3+1", "7/2", "00+1"]:
         assert cd.safe_eval(expr) == eval(expr, {"__builtins__": {}}, {})  # noqa: S307
     for expr in ["08+1", "3/0", "3+a", "3+id", "3+4a", "3+"]:
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - whatever eval raises, safe_eval must raise too
             eval(expr, {"__builtins__": {}}, {})  # noqa: S307
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017
             cd.safe_eval(expr)
     with pytest.raises(cd.UnsafeExpression):
         cd.safe_eval("9**9**9")  # eval would not return in reasonable time

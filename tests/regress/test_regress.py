@@ -206,7 +206,6 @@ def _sim_acc(seed, p_b, p_c, alpha, m=300):
     skill = rng.uniform(0, 1, m)  # per-example ease, shared: paired outcomes are correlated
     corr_b = (rng.uniform(0, 1, m) < np.clip(p_b + 0.5 * (skill - 0.5), 0, 1)).astype(float)
     corr_c = (rng.uniform(0, 1, m) < np.clip(p_c + 0.5 * (skill - 0.5), 0, 1)).astype(float)
-    nll = np.ones(m)
 
     def rows(c, rid):
         return [_row("m", "lam", "acc", metrics.accuracy(c), hib=True, run_id=rid)]

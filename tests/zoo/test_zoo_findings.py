@@ -94,7 +94,7 @@ def test_reversal_rows_are_prompt_then_eos_padded_canvas():
     has the shape of what the reversal task asks a model to fill (its prompt ids, then ``max_new_tokens``)."""
     import yaml
 
-    from dlmbench.tasks.lambada import encode_pair
+    from dlmbench.data.tokenization import encode_pair
     from dlmbench.zoo.corpus import REVERSAL_CANVAS
 
     suite = yaml.safe_load((Path(__file__).resolve().parents[2] / "suites" / "zoo-findings-reversal.yaml").read_text())

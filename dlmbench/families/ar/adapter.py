@@ -23,8 +23,6 @@ scored positions, in chunks.
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,10 +132,9 @@ def pack_batches(windows: Sequence[Window], batch_size: int, max_padding: float 
 
 
 def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from dlmbench.progress import bar
 
-    disable = os.environ.get("DLMBENCH_NO_PROGRESS", "") not in ("", "0") or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=disable, leave=False)
+    return bar(total=total, desc=desc, leave=False)
 
 
 class ARModel(LanguageModel):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,7 +133,7 @@ def _reference_logits(sd: dict, cfg: LLaDAConfig, ids: list[int], real: list[boo
 
     x = sd["wte.weight"][torch.tensor(ids)]
     for b in range(cfg.n_layers):
-        w = lambda name: sd[f"blocks.{b}.{name}.weight"]  # noqa: E731
+        w = lambda name: sd[f"blocks.{b}.{name}.weight"]  # noqa: E731, B023 - used within the iteration
         h = norm(x, w("attn_norm"))
         q, k, v = h @ w("q_proj").T, h @ w("k_proj").T, h @ w("v_proj").T
         heads = []
