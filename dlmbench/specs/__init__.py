@@ -374,11 +374,6 @@ def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, An
             task_over[key] = value
         else:
             model_over[key] = value
-    for key in task_over:
-        if key not in known_task:
-            from dlmbench.errors import UnknownName
-
-            raise UnknownName(f"setting of {task.type} tasks", key, known_task)
     if dataset_over:
         merged_ds = {**task.dataset.to_dict(), **dataset_over}
         base = Path.cwd()
