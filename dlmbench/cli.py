@@ -19,7 +19,7 @@ from dlmbench.errors import BadSpec, DlmbenchError
 
 EPILOG = """examples:
   dlmbench list models
-  dlmbench show task kjv
+  dlmbench show task kjv                 # the card and its settings: type, default, value, meaning
   dlmbench run --model smollm2-135m --task kjv --limit 200
   dlmbench run --model gpt2 --task wikitext2-sliding --set stride=512
   dlmbench results --format csv --out-dir results/
@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    ls = sub.add_parser("list", help="list the known models or tasks")
-    ls.add_argument("what", choices=["models", "tasks"])
+    ls = sub.add_parser("list", help="list the known models, tasks, model families or task types")
+    ls.add_argument("what", choices=["models", "tasks", "families", "task-types"])
 
     show = sub.add_parser("show", help="print one model or task card, resolved, and its settings (type, default, value, meaning)")
     show.add_argument("what", choices=["model", "task"])
@@ -238,6 +238,20 @@ def _split(names: str) -> list[str]:
 def cmd_list(args) -> int:
     from dlmbench.registry import Registry
 
+    if args.what == "families":
+        from dlmbench.plugins import family, family_names
+
+        for name in family_names():
+            fam = family(name)
+            settings = fam.settings.split(":")[-1] if fam.settings else "-"
+            print(f"{name:<8} settings {settings:<18} {', '.join(sorted(fam.capabilities))}")
+        return 0
+    if args.what == "task-types":
+        from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields
+
+        for name, cls in TASK_SETTINGS_TYPES.items():
+            print(f"{name:<11} {cls.__name__:<19} {', '.join(user_fields(cls))}")
+        return 0
     reg = Registry.default(args.specs)
     if args.what == "models":
         for name in reg.model_names():

@@ -179,3 +179,14 @@ def test_show_prints_the_settings_with_type_default_value_and_meaning(toy_specs,
     assert main(["show", "task", "wikitext2-sliding"]) == 0
     out = capsys.readouterr().out
     assert "packing (--set packing.KEY=VALUE):" in out and '"sliding" (card)' in out
+
+
+def test_list_families_and_task_types_name_their_settings(toy_specs, capsys):
+    assert main(["list", "families"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert {"ar", "mdlm", "sedd", "llada", "plaid", toy.NAME} <= set(rows)
+    assert "settings ToySettings" in rows[toy.NAME] and "greedy_match, nll, sample" in rows[toy.NAME]
+    assert main(["list", "task-types"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert set(rows) == {"perplexity", "lambada", "genppl", "reversal", "lmeval", "mauve", "reasoning"}
+    assert rows["genppl"][1] == "GenPPLSettings" and "convention," in rows["genppl"] and "eval_model_card," not in rows["genppl"]

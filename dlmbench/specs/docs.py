@@ -146,7 +146,11 @@ def markdown() -> str:
     """The whole settings reference (``docs/settings.md``): every built-in family, every task type, the
     ``packing`` and ``dataset`` blocks."""
     from dlmbench.plugins import BUILTIN_FAMILIES
-    from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, DatasetSettings, PackingSettings
+    from dlmbench.specs.task_settings import (
+        TASK_SETTINGS_TYPES,
+        DatasetSettings,
+        PackingSettings,
+    )
 
     parts = [
         "# Settings reference\n",

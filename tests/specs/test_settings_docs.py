@@ -5,10 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from dlmbench.specs.docs import REGENERATE, main, markdown, setting_rows, text_table, type_text
-from dlmbench.specs.settings import validate_settings
 from dlmbench.errors import BadSetting
-from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, GenPPLSettings, PackingSettings
+from dlmbench.specs.docs import (
+    REGENERATE,
+    main,
+    markdown,
+    setting_rows,
+    text_table,
+    type_text,
+)
+from dlmbench.specs.settings import validate_settings
+from dlmbench.specs.task_settings import (
+    TASK_SETTINGS_TYPES,
+    GenPPLSettings,
+    PackingSettings,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 

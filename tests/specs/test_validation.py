@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from dlmbench.api import evaluate, resolve
-from dlmbench.errors import BadSetting, BadSpec, DlmbenchError, UnknownModel, UnknownName, UnknownTask
+from dlmbench.errors import (
+    BadSetting,
+    BadSpec,
+    DlmbenchError,
+    UnknownModel,
+    UnknownTask,
+)
 from dlmbench.registry import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -135,3 +141,24 @@ def test_every_error_is_a_dlmbench_error():
     for _, _, _, error, _ in MISTAKES:
         assert issubclass(error, DlmbenchError)
     assert issubclass(BadSetting, BadSpec)
+
+
+def test_specs_import_neither_torch_nor_tasks():
+    # validation stays cheap, and specs sit below tasks (no specs -> tasks -> specs circle)
+    import subprocess
+
+    code = (
+        "import sys, dlmbench.specs, dlmbench.specs.task_settings, dlmbench.specs.docs; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('dlmbench.tasks')]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_every_task_type_has_a_settings_type_and_a_runner():
+    from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, TaskSettings
+    from dlmbench.tasks.registry import _RUNNERS, task_runner
+
+    assert set(TASK_SETTINGS_TYPES) == set(_RUNNERS)
+    for name, cls in TASK_SETTINGS_TYPES.items():
+        assert issubclass(cls, TaskSettings) and callable(task_runner(name))
