@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from dlmbench.errors import BadSpec, UnknownModel, UnknownName, UnknownTask
+from dlmbench.errors import BadSetting, BadSpec, UnknownModel, UnknownName, UnknownTask
 from dlmbench.registry import Registry
 from dlmbench.specs import ModelSpec, RunSpec, TaskSpec, split_overrides
 
@@ -38,7 +38,7 @@ def test_overrides_go_to_the_right_side_and_typos_fail():
     m, t = ModelSpec.from_dict(MODEL), TaskSpec.from_dict(TASK)
     m2, t2 = split_overrides(m, t, {"batch_size": 4, "block_size": 128})
     assert m2.settings["batch_size"] == 4 and t2.packing["block_size"] == 128
-    with pytest.raises(UnknownName):
+    with pytest.raises(BadSetting, match="task toy-ppl \\(perplexity\\): unknown setting 'nonsense' = 1; known: regress"):
         split_overrides(m, t, {"task.nonsense": 1})
 
 
