@@ -19,7 +19,7 @@ from dlmbench.errors import BadSpec, DlmbenchError, ResultsError
 
 EPILOG = """examples:
   dlmbench list models
-  dlmbench show task kjv
+  dlmbench show task kjv                 # the card and its settings: type, default, value, meaning
   dlmbench run --model smollm2-135m --task kjv --limit 200
   dlmbench run --model gpt2 --task wikitext2-sliding --set stride=512
   dlmbench results --format csv --out results/
@@ -54,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    ls = sub.add_parser("list", help="list the known models or tasks")
-    ls.add_argument("what", choices=["models", "tasks"])
+    ls = sub.add_parser("list", help="list the known models, tasks, model families or task types")
+    ls.add_argument("what", choices=["models", "tasks", "families", "task-types"])
 
-    show = sub.add_parser("show", help="print one model or task card, resolved")
+    show = sub.add_parser("show", help="print one model or task card, resolved, and its settings (type, default, value, meaning)")
     show.add_argument("what", choices=["model", "task"])
     show.add_argument("name")
 
@@ -240,6 +240,20 @@ def _split(names: str) -> list[str]:
 def cmd_list(args) -> int:
     from dlmbench.registry import Registry
 
+    if args.what == "families":
+        from dlmbench.plugins import family, family_names
+
+        for name in family_names():
+            fam = family(name)
+            settings = fam.settings.split(":")[-1] if fam.settings else "-"
+            print(f"{name:<8} settings {settings:<18} {', '.join(sorted(fam.capabilities))}")
+        return 0
+    if args.what == "task-types":
+        from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields
+
+        for name, cls in TASK_SETTINGS_TYPES.items():
+            print(f"{name:<11} {cls.__name__:<19} {', '.join(user_fields(cls))}")
+        return 0
     reg = Registry.default(args.specs)
     if args.what == "models":
         for name in reg.model_names():
@@ -255,15 +269,38 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    """The card as resolved, then its settings: name, type, default, the value in effect, meaning."""
     import yaml
 
     from dlmbench.registry import Registry
+    from dlmbench.specs.docs import setting_rows, text_table
 
     reg = Registry.default(args.specs)
     spec = reg.model(args.name) if args.what == "model" else reg.task(args.name)
     if spec.source_file:
         print(f"# from {spec.source_file}")
     print(yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True), end="")
+    print()
+    if args.what == "model":
+        from dlmbench.runner.resolve import family_settings_type, model_settings
+
+        cls = family_settings_type(spec.family)
+        if cls is None:
+            print(f"settings: family {spec.family} declares no settings type; its adapter checks them when it loads")
+            return 0
+        model_settings(spec)  # the card's own values must validate
+        print(f"settings (family {spec.family}, {cls.__module__}.{cls.__qualname__}; --set KEY=VALUE or model.KEY=VALUE):")
+        print(text_table(setting_rows(cls, spec.settings, "card")), end="")
+        return 0
+    from dlmbench.specs.task_settings import PackingSettings, task_settings_type
+
+    cls = task_settings_type(spec.type)
+    spec.typed_settings  # the card's own values must validate  # noqa: B018
+    print(f"settings (task type {spec.type}, {cls.__module__}.{cls.__qualname__}; --set KEY=VALUE or task.KEY=VALUE):")
+    print(text_table(setting_rows(cls, spec.settings, "card")), end="")
+    if spec.type == "perplexity" or spec.packing:
+        print("\npacking (--set packing.KEY=VALUE):")
+        print(text_table(setting_rows(PackingSettings, spec.packing, "card")), end="")
     return 0
 
 
@@ -492,7 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, call = "lm-eval", (lambda: cmd_lm_eval(*lm_eval_args))
     else:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # a usage mistake (one line already printed), --help or --version
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         if not args.command:
             parser.print_help()
             return 0

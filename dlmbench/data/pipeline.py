@@ -26,25 +26,19 @@ PROGRESS_MIN_DOCS = 2000
 
 def packing_settings(task: TaskSpec, max_length: int | None) -> dict:
     """The resolved packing settings of ``task`` for a model with context ``max_length``."""
-    p = dict(task.packing)
-    mode = str(p.get("mode", "document"))
-    block_size = p.get("block_size") or max_length
-    stride = p.get("stride")
+    p = task.typed_packing  # types, ranges and choices are checked there (dlmbench/specs/task_settings.py)
+    mode = p.mode
+    block_size = p.block_size or max_length
+    stride = p.stride
     if mode in ("wrap", "sliding") and block_size is None:
         raise BadSpec(f"task {task.name}: packing mode {mode!r} needs packing.block_size (the model has no max_length)")
-    if block_size is not None and (not isinstance(block_size, int) or block_size < 2):
+    if block_size is not None and block_size < 2:
         raise BadSpec(f"task {task.name}: packing.block_size must be an integer >= 2, not {block_size!r}")
     if mode == "sliding":
         stride = block_size // 2 if stride is None else stride
-        if not isinstance(stride, int) or not 1 <= stride < block_size:
+        if not 1 <= stride < block_size:
             raise BadSpec(f"task {task.name}: packing.stride must be an integer in [1, block_size), not {stride!r}")
-    return {
-        "mode": mode,
-        "block_size": block_size,
-        "stride": stride,
-        "add_bos": bool(p.get("add_bos", True)),
-        "add_eos": bool(p.get("add_eos", True)),
-    }
+    return {"mode": mode, "block_size": block_size, "stride": stride, "add_bos": p.add_bos, "add_eos": p.add_eos}
 
 
 def tokenize(tokenizer, texts: Sequence[str], desc: str = "tokenizing") -> list[list[int]]:

@@ -1,17 +1,38 @@
-"""Resolve: card names (or YAML paths) and ``--set`` overrides -> one validated :class:`~dlmbench.specs.RunSpec`,
-and the job's cache key. The first step of the one job path (resolve -> validate -> execute -> store)."""
+"""Resolve and validate: card names (or YAML paths) and ``--set`` overrides -> one validated
+:class:`~dlmbench.specs.RunSpec`, and the job's cache key. The first step of the one job path
+(resolve -> validate -> execute -> store).
+
+Everything a user can get wrong is checked here, before any model loads, and raised as one
+:class:`~dlmbench.errors.DlmbenchError` (one line, exit 2 from the CLI):
+
+- the model and task names (``UnknownModel`` / ``UnknownTask``, with "did you mean");
+- the task's settings, ``packing`` and ``dataset`` blocks against their types
+  (:mod:`dlmbench.specs.task_settings`; done while the overrides are applied, :func:`dlmbench.specs.split_overrides`);
+- the model's settings (card plus overrides) against its family's settings type, named in the family table
+  (:mod:`dlmbench.plugins`, ``Family.settings``); a family without one is not checked here (its adapter checks
+  when it loads);
+- each task ``sampler`` mapping against the same family type (its keys are model settings for one task);
+- cross-checks: a ``max_length`` setting above the card's ``max_length`` (positions the network does not have),
+  a ``wrap``/``sliding`` packing with no block size at all, a sliding ``stride`` not below the block size;
+- ``limit`` and ``seed``; the model cards that task settings name (``eval_model``, ``featurizer``).
+
+A ``block_size`` above the model's context is *not* an error: the AR adapter scores long requests with
+sliding windows and the diffusion adapters split them into chunks whose bounds add up
+(``dlmbench/families/ar/adapter.py: plan_windows``, ``dlmbench/diffusion/adapter.py: split_long``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlmbench.errors import BadSpec
+from dlmbench.errors import BadSetting
 from dlmbench.provenance import package_versions
 from dlmbench.registry import Registry
 from dlmbench.specs import ModelSpec, RunSpec, TaskSpec, split_overrides
-from dlmbench.tasks.registry import attach_model_cards
+from dlmbench.specs.settings import Settings, validate_settings
 
 # versions that change numbers are part of the cache key
 _KEY_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "dlmbench")
@@ -28,20 +49,85 @@ def resolve(
     registry: Registry | None = None,
 ) -> RunSpec:
     """Resolve names (or YAML paths) and ``--set`` overrides into a validated :class:`RunSpec`."""
+    check_limit_seed(limit, seed)
     reg = registry or Registry.default(specs)
     mspec: ModelSpec = reg.model(model)
     tspec: TaskSpec = reg.task(task)
+    if settings is not None and not isinstance(settings, Mapping):
+        raise BadSetting(f"settings must be a mapping of setting names to values, not {type(settings).__name__}")
     mspec, tspec = split_overrides(mspec, tspec, settings or {})
+    model_settings(mspec)
+    validate_task(tspec, mspec)
     tspec = attach_model_cards(tspec, reg)
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise BadSpec(f"--limit must be a positive integer, not {limit!r}")
-    if not isinstance(seed, int):
-        raise BadSpec(f"--seed must be an integer, not {seed!r}")
     return RunSpec(model=mspec, task=tspec, seed=seed, limit=limit)
+
+
+def check_limit_seed(limit: Any, seed: Any) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise BadSetting(f"limit (--limit) must be a positive integer, not {limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise BadSetting(f"seed (--seed) must be an integer, not {seed!r}")
+
+
+def family_settings_type(family: str) -> type[Settings] | None:
+    """The settings type the family table names for ``family`` (None: the family has none)."""
+    from dlmbench.plugins import family as lookup
+
+    cls = lookup(family).load("settings")
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, Settings)):
+        raise BadSetting(f"family {family}: its settings type must subclass dlmbench.specs.settings.Settings, not {cls!r}")
+    return cls
+
+
+def model_settings(spec: ModelSpec) -> Settings | None:
+    """``spec.settings`` (card plus overrides) validated against the family's type, and cross-checked with the
+    card; None when the family has no settings type."""
+    cls = family_settings_type(spec.family)
+    if cls is None:
+        return None
+    typed = validate_settings(cls, spec.settings, f"model {spec.name} ({spec.family})")
+    ctx = getattr(typed, "max_length", None)
+    if isinstance(ctx, int) and spec.max_length is not None and ctx > spec.max_length:
+        raise BadSetting(
+            f"model {spec.name}: setting 'max_length' = {ctx} is larger than the card's context length "
+            f"{spec.max_length} (the network has no positions beyond it); use at most {spec.max_length}"
+        )
+    return typed
+
+
+def validate_task(task: TaskSpec, model: ModelSpec) -> None:
+    """The task's typed settings and packing, checked against the model they will run with."""
+    st = task.typed_settings
+    packing = task.typed_packing
+    block = packing.block_size or model.max_length
+    if packing.mode in ("wrap", "sliding") and block is None:
+        raise BadSetting(
+            f"task {task.name}: packing mode {packing.mode!r} needs packing.block_size (model {model.name} has no max_length)"
+        )
+    if packing.mode == "sliding" and packing.stride is not None and block is not None and packing.stride >= block:
+        raise BadSetting(f"task {task.name}: packing.stride = {packing.stride} must be smaller than the block size {block}")
+    sampler = getattr(st, "sampler", None)
+    if sampler:
+        cls = family_settings_type(model.family)
+        if cls is not None:
+            validate_settings(cls, {**model.settings, **sampler}, f"task {task.name}: sampler for model {model.name} ({model.family})")
+
+
+def attach_model_cards(task: TaskSpec, registry: Registry) -> TaskSpec:
+    """``task`` with ``<setting>_card`` (the resolved card, without its description) for every setting of its
+    type that names a model card: looked up in the run's own registry (so ``--specs`` folders count and a typo
+    fails before any work), and carried with the job to other processes and machines."""
+    names = type(task.typed_settings).model_card_fields
+    if not names:
+        return task
+    extra = {}
+    for key in names:
+        card = registry.model(str(getattr(task.typed_settings, key))).to_dict()
+        card.pop("description", None)
+        extra[f"{key}_card"] = card
+    return dataclasses.replace(task, settings={**task.settings, **extra})
 
 
 def cache_key(run: RunSpec) -> str:
     versions = package_versions()
     return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}})
-
-

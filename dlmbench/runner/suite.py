@@ -103,7 +103,13 @@ def expand_suite(
     tasks = [str(t) for t in _as_list(f"{where}: tasks", data.get("tasks"))]
     if not models or not tasks:
         raise BadSpec(f"{where}: needs at least one model and one task")
-    seeds = [int(s) for s in _as_list(f"{where}: seeds", data.get("seeds", [0]))]
+    seeds = _as_list(f"{where}: seeds", data.get("seeds", [0]))
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise BadSpec(f"{where}: seeds must be integers, not {s!r}")
+    for key in ("settings", "task_settings"):
+        if not isinstance(data.get(key) or {}, Mapping):
+            raise BadSpec(f"{where}: {key} must be a mapping of setting names to values")
     grid = data.get("grid") or {}
     if not isinstance(grid, Mapping):
         raise BadSpec(f"{where}: grid must map setting names to lists of values")

@@ -41,8 +41,10 @@ Task card (YAML)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,13 +53,19 @@ from typing import Any
 import yaml
 
 from dlmbench.errors import BadSpec
-from dlmbench.tasks.registry import TASK_SETTINGS
-
-TASK_TYPES = tuple(TASK_SETTINGS)
+from dlmbench.specs.settings import validate_settings
+from dlmbench.specs.task_settings import (
+    TASK_TYPES,
+    DatasetSettings,
+    PackingSettings,
+    TaskSettings,
+    task_settings_type,
+    user_fields,
+)
 
 CHECKPOINT_SOURCES = ("hub", "local", "package")
-DATASET_SOURCES = ("hf", "local", "package", "url", "generated")
-PACKING_MODES = ("wrap", "sliding", "document")
+DATASET_SOURCES: tuple[str, ...] = typing.get_args(DatasetSettings.model_fields["source"].annotation)
+PACKING_MODES: tuple[str, ...] = typing.get_args(PackingSettings.model_fields["mode"].annotation)
 
 
 def _freeze(value: Any) -> Any:
@@ -211,24 +219,14 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, where: str, data: Any, base_dir: Path | None = None) -> DatasetSpec:
+        """Validate a ``dataset`` block (:class:`~dlmbench.specs.task_settings.DatasetSettings`) into a spec."""
         if not isinstance(data, Mapping):
             raise BadSpec(f"{where}: expected a mapping")
-        _check_keys(where, data, {"source", "path", "name", "split", "field", "file", "format"}, {"source", "path"})
-        source = str(data["source"])
-        if source not in DATASET_SOURCES:
-            raise BadSpec(f"{where}: source must be one of {', '.join(DATASET_SOURCES)}, not {source!r}")
-        path = str(data["path"])
-        if source == "local" and base_dir is not None and not Path(path).expanduser().is_absolute():
+        ds = validate_settings(DatasetSettings, data, where)
+        path = ds.path
+        if ds.source == "local" and base_dir is not None and not Path(path).expanduser().is_absolute():
             path = str((base_dir / path).resolve())
-        return cls(
-            source=source,
-            path=path,
-            name=data.get("name"),
-            split=data.get("split"),
-            field=str(data.get("field", "text")),
-            file=data.get("file"),
-            format=data.get("format"),
-        )
+        return cls(source=ds.source, path=path, name=ds.name, split=ds.split, field=ds.field, file=ds.file, format=ds.format)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -265,12 +263,14 @@ class TaskSpec:
         detok = data.get("detokenizer") or ()
         if isinstance(detok, str):
             detok = (detok,)
-        packing = dict(data.get("packing") or {})
-        if packing:
-            _check_keys(f"{where}: packing", packing, {"mode", "block_size", "stride", "add_bos", "add_eos"})
-            mode = packing.get("mode", "document")
-            if mode not in PACKING_MODES:
-                raise BadSpec(f"{where}: packing mode must be one of {', '.join(PACKING_MODES)}, not {mode!r}")
+        packing = data.get("packing") or {}
+        if not isinstance(packing, Mapping):
+            raise BadSpec(f"{where}: packing must be a mapping")
+        validate_settings(PackingSettings, packing, f"{where}: packing")
+        settings = data.get("settings") or {}
+        if not isinstance(settings, Mapping):
+            raise BadSpec(f"{where}: settings must be a mapping")
+        validate_settings(task_settings_type(ttype), settings, f"{where}: settings")
         base = Path(source_file).parent if source_file else None
         return cls(
             name=str(data["name"]),
@@ -279,10 +279,23 @@ class TaskSpec:
             description=str(data.get("description", "")).strip(),
             aliases=tuple(str(a) for a in data.get("aliases") or ()),
             detokenizer=tuple(str(d) for d in detok),
-            packing=packing,
-            settings=dict(data.get("settings") or {}),
+            packing=dict(packing),
+            settings=dict(settings),
             source_file=source_file,
         )
+
+    @functools.cached_property
+    def typed_settings(self) -> TaskSettings:
+        """The task type's typed settings: the card's/``--set`` overrides (:attr:`settings`) plus defaults.
+
+        :attr:`settings` keeps only the overrides, as given: that mapping is part of the job's identity and
+        is what a result row records (``task_settings``)."""
+        return validate_settings(task_settings_type(self.type), self.settings, f"task {self.name}")
+
+    @functools.cached_property
+    def typed_packing(self) -> PackingSettings:
+        """The typed ``packing`` block (overrides in :attr:`packing`, plus defaults)."""
+        return validate_settings(PackingSettings, self.packing, f"task {self.name}: packing")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "dataset": self.dataset.to_dict()}
@@ -340,13 +353,12 @@ def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, An
     """Apply ``--set`` overrides. ``model.KEY`` / ``task.KEY`` / ``packing.KEY`` / ``dataset.KEY``
     address a part explicitly (``dataset.source=local dataset.path=data.jsonl`` points a task at a local
     copy); a bare ``KEY`` goes to the task if the task type knows it, else to the model."""
-    from dlmbench.tasks.registry import task_setting_names
-
     model_over: dict[str, Any] = {}
     task_over: dict[str, Any] = {}
     packing_over: dict[str, Any] = {}
     dataset_over: dict[str, Any] = {}
-    known_task = task_setting_names(task.type)
+    known_task = user_fields(task_settings_type(task.type))
+    packing_keys = set(PackingSettings.model_fields)
     for key, value in overrides.items():
         if key.startswith("dataset."):
             dataset_over[key[8:]] = value
@@ -356,27 +368,24 @@ def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, An
             task_over[key[5:]] = value
         elif key.startswith("packing."):
             packing_over[key[8:]] = value
-        elif key in ("mode", "block_size", "stride", "add_bos", "add_eos"):
+        elif key in packing_keys:
             packing_over[key] = value
         elif key in known_task:
             task_over[key] = value
         else:
             model_over[key] = value
-    for key in task_over:
-        if key not in known_task:
-            from dlmbench.errors import UnknownName
-
-            raise UnknownName(f"setting of {task.type} tasks", key, known_task)
     if dataset_over:
         merged_ds = {**task.dataset.to_dict(), **dataset_over}
         base = Path.cwd()
         task = dataclasses.replace(task, dataset=DatasetSpec.from_dict("--set dataset.*", merged_ds, base))
     if packing_over:
         merged = {**task.packing, **packing_over}
-        TaskSpec.from_dict({**task.to_dict(), "packing": merged}, task.source_file)
+        validate_settings(PackingSettings, merged, f"task {task.name}: packing (--set)")
         task = dataclasses.replace(task, packing=merged)
     if task_over:
-        task = dataclasses.replace(task, settings={**task.settings, **task_over})
+        merged = {**task.settings, **task_over}
+        validate_settings(task_settings_type(task.type), merged, f"task {task.name} ({task.type})")
+        task = dataclasses.replace(task, settings=merged)
     if model_over:
         model = model.with_settings(model_over)
     return model, task

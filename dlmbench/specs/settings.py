@@ -36,20 +36,27 @@ class Settings(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-def _one_line(err: dict[str, Any], cls: type[Settings], where: str, values: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()))
-    key = str(err["loc"][0]) if err.get("loc") else ""
+def _public_fields(cls: type[Settings]) -> list[str]:
+    """Fields a user may set: those not marked ``json_schema_extra={"internal": True}`` (filled by dlmbench)."""
+    return [k for k, f in cls.model_fields.items() if not (f.json_schema_extra or {}).get("internal")]
+
+
+def _one_line(err: dict[str, Any], cls: type[Settings], where: str, values: Mapping[str, Any], msg: str) -> str:
+    loc = key = str(err["loc"][0]) if err.get("loc") else ""
     if err.get("type") == "extra_forbidden":
-        known = sorted(cls.model_fields)
+        known = sorted(_public_fields(cls))
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-        return f"{where}: unknown setting {loc!r}; {hint}"
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}"
+        return f"{where}: unknown setting {loc!r} = {err.get('input')!r}; {hint}"
+    if not key:  # a check across fields (model_validator): its own message says what is wrong
+        return f"{where}: {msg.removeprefix('Value error, ')}"
+    if err.get("type") == "missing":
+        return f"{where}: setting {loc!r} is required"
     value = err.get("input", values.get(key))
-    msg = str(err.get("msg", "invalid value"))
     field = cls.model_fields.get(key)
     allowed = ""
     if field is not None and field.description and "allowed" not in msg:
-        allowed = f" ({field.description.split('.')[0].strip()})"
+        allowed = f" ({field.description.strip().rstrip('.')})"
     return f"{where}: setting {loc!r} = {value!r} is not allowed: {msg}{allowed}"
 
 
@@ -59,5 +66,11 @@ def validate_settings(cls: type[S], values: Mapping[str, Any] | None, where: str
     try:
         return cls.model_validate(values)
     except ValidationError as e:
-        errors = e.errors()
-        raise BadSetting(_one_line(errors[0], cls, where, values) + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
+        # one line per setting: the members of a union (``"auto" | int``) each report an error for the same key
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for err in e.errors():
+            by_key.setdefault(str(err["loc"][0]) if err.get("loc") else "", []).append(err)
+        first = next(iter(by_key.values()))
+        msg = " or ".join(dict.fromkeys(str(x.get("msg", "invalid value")).removeprefix("Value error, ") for x in first))
+        more = f" (and {len(by_key) - 1} more)" if len(by_key) > 1 else ""
+        raise BadSetting(_one_line(first[0], cls, where, values, msg) + more) from None

@@ -85,21 +85,18 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
     from dlmbench.data.sources import load_texts
     from dlmbench.tasks.registry import model_card_setting
 
-    st = {**task.settings}
-    n = int(limit or st.get("n_samples", 16))
-    length = int(st.get("length", 128))
-    steps = st.get("steps")
-    convention = str(st.get("convention", "mdlm"))
-    margin = float(st.get("entropy_margin", 0.2))
-    sampler_settings = dict(st.get("sampler") or {})
+    st = task.typed_settings
+    n = limit or st.n_samples
+    length, steps, convention, margin = st.length, st.steps, st.convention, st.entropy_margin
+    sampler_settings = dict(st.sampler)
 
     t0 = time.time()
     out = model.sample(n, length, steps=steps, seed=request_seed(seed, task.name, "samples"), **sampler_settings)
     gen_seconds = time.time() - t0
     samples = [list(s) for s in out.tokens]
 
-    eval_name = str(st.get("eval_model", "gpt2-large"))
-    eval_spec = model_card_setting(st, "eval_model", "gpt2-large")
+    eval_name = st.eval_model
+    eval_spec = model_card_setting(st, "eval_model")
     if eval_spec.family != "ar":
         raise BadSpec(f"gen-PPL eval_model must be an autoregressive model card, {eval_name} is {eval_spec.family}")
     evaluator = load_model(eval_spec)

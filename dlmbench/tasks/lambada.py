@@ -49,8 +49,8 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
     from dlmbench.data.detokenizers import get_detokenizer
     from dlmbench.data.sources import load_texts
 
-    strip = bool(task.settings.get("strip_punctuation", False))
-    delim = str(task.settings.get("target_delimiter", " "))
+    st = task.typed_settings
+    strip, delim = st.strip_punctuation, st.target_delimiter
     detok = get_detokenizer(task.detokenizer) if task.detokenizer else (lambda s: s)
     texts = load_texts(task.dataset, limit=limit)
     pairs = []

@@ -155,7 +155,7 @@ def leaf_entries(tm, name: str, _seen: set[str] | None = None) -> list[Any]:
 
 # -- local data ------------------------------------------------------------------------------------
 def _data_files(task: TaskSpec) -> Any:
-    files = task.settings.get("data_files")
+    files = task.typed_settings.data_files
     if files:
         return files
     if task.dataset.source == "local":
@@ -355,18 +355,16 @@ def run_lmeval(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         raise BadSpec("lmeval tasks need lm-eval: pip install 'dlmbench[lm-eval]'") from None
     from dlmbench.integrations.lmeval import DlmbenchLM
 
-    st = task.settings
-    names = _names(st.get("lm_eval_task"))
+    st = task.typed_settings
+    names = _names(st.lm_eval_task)
     if not names:
         raise BadSpec(f"task {task.name}: set lm_eval_task to an lm-eval task or group name")
-    num_fewshot = st.get("num_fewshot")
-    if num_fewshot is not None and (not isinstance(num_fewshot, int) or num_fewshot < 0):
-        raise BadSpec(f"task {task.name}: num_fewshot must be a non-negative integer or null, not {num_fewshot!r}")
-    include = _paths(st.get("include_path"))
-    include_defaults = bool(st.get("include_defaults", True))
-    task_dir = st.get("lm_eval_task_dir")
-    fewshot_seed = int(st.get("fewshot_seed", 1234))
-    bootstrap = int(st.get("bootstrap_iters", 100000))
+    num_fewshot = st.num_fewshot
+    include = _paths(st.include_path)
+    include_defaults = st.include_defaults
+    task_dir = st.lm_eval_task_dir
+    fewshot_seed = st.fewshot_seed
+    bootstrap = st.bootstrap_iters
     data_files = _data_files(task)
 
     with tempfile.TemporaryDirectory(prefix="dlmbench-lmeval-") as tmp:
@@ -396,7 +394,7 @@ def run_lmeval(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
             else:  # a tag: its tasks
                 tops.extend(ld["tasks"].values())
         output_types = {t: o.get_config("output_type") for t, o in objs.items()}
-        bridge = DlmbenchLM(model, seed=seed, greedy=st.get("greedy", "auto"))
+        bridge = DlmbenchLM(model, seed=seed, greedy=st.greedy)
         bridge.skip_greedy_tasks = {
             t
             for t, o in objs.items()

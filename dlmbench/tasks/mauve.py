@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from dlmbench.interface import LanguageModel
 from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
+from dlmbench.specs.task_settings import MauveSettings
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.sources import dataset_name
 
@@ -143,11 +144,12 @@ def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]
     return out
 
 
-def _load_featurizer(name: str, model: LanguageModel, settings: Mapping[str, Any] | None = None) -> tuple[LanguageModel, Any]:
+def _load_featurizer(model: LanguageModel, settings: MauveSettings) -> tuple[LanguageModel, Any]:
     from dlmbench.families import load_model
     from dlmbench.tasks.registry import model_card_setting
 
-    spec = model_card_setting({"featurizer": name, **(settings or {})}, "featurizer", name)
+    name = settings.featurizer
+    spec = model_card_setting(settings, "featurizer")
     if spec.family != "ar":
         raise BadSpec(f"the MAUVE featurizer must be an autoregressive model card; {name} is {spec.family}")
     own = getattr(model, "spec", None)
@@ -158,14 +160,11 @@ def _load_featurizer(name: str, model: LanguageModel, settings: Mapping[str, Any
 
 
 def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    st = {**task.settings}
-    n = int(limit or st.get("n_samples", 5000))
-    length = int(st.get("length", 1024))
-    steps = st.get("steps")
-    sampler_settings = dict(st.get("sampler") or {})
-    max_text_length = int(st.get("max_text_length", 1024))
-    recommended = int(st.get("recommended_samples", 5000))
-    if n < 2 or length < 1:
+    st = task.typed_settings
+    n = limit or st.n_samples
+    length, steps, sampler_settings = st.length, st.steps, dict(st.sampler)
+    max_text_length, recommended = st.max_text_length, st.recommended_samples
+    if n < 2:
         raise BadSpec(f"task {task.name}: MAUVE needs n_samples >= 2 and length >= 1")
 
     t0 = time.time()
@@ -176,9 +175,9 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
     if len(p_text) < 2:
         raise DatasetUnavailable(f"task {task.name}: the reference corpus has fewer than {2 * length} tokens")
 
-    feat_name = str(st.get("featurizer", "gpt2-large"))
-    featurizer, feat_spec = _load_featurizer(feat_name, model, st)
-    bs = int(st.get("featurize_batch_size", 8))
+    feat_name = st.featurizer
+    featurizer, feat_spec = _load_featurizer(model, st)
+    bs = st.featurize_batch_size
     p_feat, p_kept = featurize(featurizer, p_text, max_text_length=max_text_length, batch_size=bs)
     q_feat, q_kept = featurize(featurizer, q_text, max_text_length=max_text_length, batch_size=bs)
     if len(q_kept) < 2:
@@ -194,16 +193,16 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         )
         warnings.warn(msg, stacklevel=2)
         log.warning(msg)
-    kseed = int(st.get("kmeans_seed", 25))
+    kseed = st.kmeans_seed
     res = mauve_score(
         p_feat,
         q_feat,
-        num_buckets=st.get("num_buckets", "auto"),
+        num_buckets=st.num_buckets,
         seed=kseed,
-        kmeans_explained_var=st.get("kmeans_explained_var", 0.9),
-        kmeans_num_redo=st.get("kmeans_num_redo", 5),
-        kmeans_max_iter=st.get("kmeans_max_iter", 500),
-        scaling_factor=st.get("scaling_factor", 5),
+        kmeans_explained_var=st.kmeans_explained_var,
+        kmeans_num_redo=st.kmeans_num_redo,
+        kmeans_max_iter=st.kmeans_max_iter,
+        scaling_factor=st.scaling_factor,
     )
     m = min(n_p, n_q)
     rows = [
@@ -235,12 +234,12 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         "n_reference_featurized": n_p,
         "reference": f"{dataset_name(task.dataset)}: {length}-token pieces (generator tokenizer), documents joined by a newline",
         "num_buckets": int(res.num_buckets),
-        "num_buckets_setting": st.get("num_buckets", "auto"),
+        "num_buckets_setting": st.num_buckets,
         "kmeans_seed": kseed,
-        "kmeans_explained_var": float(st.get("kmeans_explained_var", 0.9)),
-        "kmeans_num_redo": int(st.get("kmeans_num_redo", 5)),
-        "kmeans_max_iter": int(st.get("kmeans_max_iter", 500)),
-        "scaling_factor": float(st.get("scaling_factor", 5)),
+        "kmeans_explained_var": st.kmeans_explained_var,
+        "kmeans_num_redo": st.kmeans_num_redo,
+        "kmeans_max_iter": st.kmeans_max_iter,
+        "scaling_factor": st.scaling_factor,
         "recommended_samples": recommended,
         "few_samples": few,
         "sampling_seed": seed,

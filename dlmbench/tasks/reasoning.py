@@ -94,25 +94,23 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
     from dlmbench.reasoning.layout import prediction_text
 
     ds = task.dataset
-    st = task.settings
-    problem = str(st.get("problem") or ds.path)
+    st = task.typed_settings
+    problem = st.problem or ds.path
     if problem not in PROBLEMS:
         raise UnknownName("reasoning problem", problem, PROBLEMS)
-    n_test = int(limit or st.get("n_test", 200))
+    n_test = limit or st.n_test
     if ds.source == "generated":
-        examples_in = generated_split(problem, ds.name, ds.split or "test", int(st.get("n_split", 1000)), int(st.get("data_seed", 1234)))[:n_test]
+        examples_in = generated_split(problem, ds.name, ds.split or "test", st.n_split, st.data_seed)[:n_test]
     else:
         from dlmbench.data.sources import load_records
 
         examples_in = load_records(ds, limit=n_test)
     key, _ = _variant_kwargs(problem, ds.name)
     lengths = LENGTHS[key]
-    max_new = int(st.get("max_new_tokens") or lengths.max_new_tokens)
-    sampler = {"temperature": 0.0, **dict(st.get("sampler") or {})} if model.family == "ar" else dict(st.get("sampler") or {})
-    steps = st.get("steps")
-    decoding = str(st.get("mdm_decoding", "reference"))
-    if decoding not in ("reference", "model"):
-        raise UnknownName("reasoning setting mdm_decoding", decoding, ("reference", "model"))
+    max_new = st.max_new_tokens or lengths.max_new_tokens
+    sampler = {"temperature": 0.0, **st.sampler} if model.family == "ar" else dict(st.sampler)
+    steps = st.steps
+    decoding = st.mdm_decoding
     if model.family != "ar" and not sampler and decoding == "reference" and "topk" in getattr(model, "samplers", ()):
         sampler = {"sampler": "topk", "topk_strategy": REFERENCE_TOPK_STRATEGY}
         steps = REFERENCE_MDM_STEPS if steps is None else steps
@@ -126,7 +124,7 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
         if char:
             prompt = tok.encode(src) + [tok.sep_id]
         else:
-            prompt = tok.encode(src + str(st.get("prompt_suffix", "=")))
+            prompt = tok.encode(src + st.prompt_suffix)
         out = model.sample(1, max_new, prefix=prompt, steps=steps, seed=request_seed(seed, task.name, i), **sampler)
         nfe += out.nfe
         gen = list(out.tokens[0])
@@ -159,5 +157,5 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
             e = metrics.accuracy(sel)
             out_rows.append(MetricValue(f"faithful_acc.pd{pd}", e.value, e.stderr, e.n, "exact", True, {"planning_distance": pd}))
     settings = {"problem": problem, "variant": key, "max_new_tokens": max_new, "sampler": sampler, "steps": steps,
-                "data_seed": st.get("data_seed", 1234), "prompt_layout": "char[SEP]" if char else "text+suffix"}
+                "data_seed": st.data_seed, "prompt_layout": "char[SEP]" if char else "text+suffix"}
     return TaskOutput(out_rows, rows_out, settings, dataset=dataset_name(task.dataset), split=ds.split)

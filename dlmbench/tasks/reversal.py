@@ -37,12 +37,12 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
     from dlmbench.data.sources import load_records
     from dlmbench.metrics.reversal import exact_match, substring_match
 
-    st = task.settings
+    st = task.typed_settings
     records = load_records(_file_spec(task.dataset, file), limit=limit)
     if not records:
         raise DatasetUnavailable(f"task {task.name}: {file} has no examples")
-    max_new = int(st.get("max_new_tokens", 24))
-    sampler = {"temperature": 0.0, **dict(st.get("sampler") or {})}
+    max_new = st.max_new_tokens
+    sampler = {"temperature": 0.0, **st.sampler}
     requests, completions = [], []
     for i, rec in enumerate(records):
         ctx_ids, tgt_ids = encode_pair(model.tokenizer, rec["prompt"], rec["completion"])
@@ -69,10 +69,10 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
 
 
 def run_reversal(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
-    st = task.settings
+    st = task.typed_settings
     rows, examples, settings = [], [], {}
-    for direction, key in (("same", "same_file"), ("reverse", "reverse_file")):
-        r, e, s = _direction(model, task, direction, str(st[key]), seed, limit)
+    for direction, file in (("same", st.same_file), ("reverse", st.reverse_file)):
+        r, e, s = _direction(model, task, direction, file, seed, limit)
         rows += r
         examples += e
         settings.update(s)

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from dlmbench.errors import BadSpec, UnknownModel, UnknownName, UnknownTask
+from dlmbench.errors import BadSetting, BadSpec, UnknownModel, UnknownName, UnknownTask
 from dlmbench.registry import Registry
 from dlmbench.specs import ModelSpec, RunSpec, TaskSpec, split_overrides
 
@@ -28,7 +28,7 @@ def test_model_spec_roundtrip_and_validation():
 def test_task_spec_validation():
     spec = TaskSpec.from_dict(TASK)
     assert TaskSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(BadSpec, match="packing mode"):
+    with pytest.raises(BadSpec, match="packing: setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding' or 'document'"):
         TaskSpec.from_dict({**TASK, "packing": {"mode": "zip"}})
     with pytest.raises(UnknownName, match="did you mean 'perplexity'"):
         TaskSpec.from_dict({**TASK, "type": "perplexty"})
@@ -38,7 +38,7 @@ def test_overrides_go_to_the_right_side_and_typos_fail():
     m, t = ModelSpec.from_dict(MODEL), TaskSpec.from_dict(TASK)
     m2, t2 = split_overrides(m, t, {"batch_size": 4, "block_size": 128})
     assert m2.settings["batch_size"] == 4 and t2.packing["block_size"] == 128
-    with pytest.raises(UnknownName):
+    with pytest.raises(BadSetting, match="task toy-ppl \\(perplexity\\): unknown setting 'nonsense' = 1; known: regress"):
         split_overrides(m, t, {"task.nonsense": 1})
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dlmbench.data.detokenizers import DETOKENIZERS
 from dlmbench.specs import DATASET_SOURCES, PACKING_MODES, TaskSpec, load_yaml
-from dlmbench.tasks.registry import task_setting_names
+from dlmbench.specs.task_settings import task_settings_type, user_fields
 
 CARDS = Path(__file__).resolve().parents[2] / "dlmbench" / "cards" / "tasks"
 FILES = sorted(CARDS.glob("*.yaml"))
@@ -40,7 +40,8 @@ def test_card_is_valid(path: Path) -> None:
     if spec.dataset.source == "package":
         assert spec.dataset.file
     for key in spec.settings:
-        assert key in task_setting_names(spec.type)
+        assert key in user_fields(task_settings_type(spec.type))
+    assert spec.typed_settings.overrides() == {k: spec.typed_settings.model_dump()[k] for k in spec.settings}
     if spec.type == "perplexity":
         assert spec.packing.get("mode") in PACKING_MODES
         if spec.packing["mode"] in ("wrap", "sliding"):
