@@ -237,3 +237,17 @@ def test_regress_reads_the_old_plaid_key_as_the_new_one():
     assert [p.kind for p in problems] == ["settings"] and "steps baseline=256 candidate=128" in problems[0].message
     # only Plaid's rows: another family's key of that name is left as it is
     assert "sampling_steps" in compared_settings(row("mdlm", {"sampling_steps": 3}), ())
+
+
+def test_every_packaged_card_validates_and_keeps_its_values():
+    """The runner validates a card's ``settings:`` with its family's class (issue 13): every shipped card must
+    pass, and validation must not change a value the card gives (what a row records)."""
+    from dlmbench.registry import Registry
+
+    reg = Registry.default()
+    names = reg.model_names()
+    assert {"gpt2", "mdlm-owt", "sedd-small", "llada-8b-base", "plaid-1b", "zoo-plaid-kjv"} <= set(names)
+    for name in names:
+        spec = reg.model(name)
+        st = validate_settings(settings_of(spec.family), spec.settings, f"model {name}")
+        assert st.overrides() == dict(spec.settings), name
