@@ -29,7 +29,8 @@ from dlmbench.nets.dit_checkpoints import load_mdlm_backbone
 from dlmbench.nets.dit import mdlm_subs_log_probs
 from dlmbench.nets.dit_writer import tiny_config, write_mdlm_hub_folder
 from dlmbench.interface import ScoreRequest
-from dlmbench.families.mdlm.adapter import SETTINGS, MDLMModel
+from dlmbench.families.mdlm.adapter import MDLMModel
+from dlmbench.families.mdlm.settings import MDLMSettings
 from dlmbench.diffusion.masked import mdlm_nelbo_mc
 from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.seeding import request_seed
@@ -78,7 +79,7 @@ def main() -> None:
         write_mdlm_hub_folder(Path(tmp), config)
         backbone, config, prov = load_mdlm_backbone(Path(tmp), dev)
     spec = ModelSpec(name="bench-mdlm", family="mdlm", checkpoint=CheckpointRef("local", "bench"), max_length=args.length)
-    settings = {**SETTINGS, "mc_samples": args.mc, "batch_size": args.batch_size}
+    settings = MDLMSettings(mc_samples=args.mc, batch_size=args.batch_size)
     model = MDLMModel(backbone, config, prov, _NoTokenizer(), spec=spec, device=dev, settings=settings)
     mask_id, sched = config.mask_index, LogLinearNoise(1e-3)
 

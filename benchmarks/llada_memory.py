@@ -82,7 +82,8 @@ def main() -> None:
     os.environ.setdefault("DLMBENCH_NO_PROGRESS", "1")
 
     from dlmbench.interface import ScoreRequest
-    from dlmbench.families.llada.adapter import SETTINGS, LLaDAModel
+    from dlmbench.families.llada.adapter import LLaDAModel
+    from dlmbench.families.llada.settings import LLaDASettings
     from dlmbench.specs import CheckpointRef, ModelSpec
 
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
@@ -101,13 +102,13 @@ def main() -> None:
     ]
     # warm-up (kernel selection, allocator) so the first measured pair is not charged for it
     LLaDAModel(backbone, None, spec=spec, device=torch.device(args.device),
-               settings={**SETTINGS, "mc_samples": 2, "batch_size": 2, "score_precision": args.score_precision}).conditional_nll(reqs[:1])
+               settings=LLaDASettings(mc_samples=2, batch_size=2, score_precision=args.score_precision)).conditional_nll(reqs[:1])
     print(f"{'mc_num':>6} {'batch':>5} {'seconds':>8} {'scored tok/s':>12} {'forward tok/s':>13} {'peak MiB':>9}")
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for mc in (int(m) for m in args.mc.split(",")):
         for batch in (int(b) for b in args.batch.split(",")):
             model = LLaDAModel(backbone, None, spec=spec, device=torch.device(args.device),
-                               settings={**SETTINGS, "mc_samples": mc, "batch_size": batch, "score_precision": args.score_precision})
+                               settings=LLaDASettings(mc_samples=mc, batch_size=batch, score_precision=args.score_precision))
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()

@@ -198,4 +198,25 @@ class LanguageModel(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """Provenance of this adapter for result rows (family, checkpoint, dtype, settings)."""
-        return {"family": self.family, "bound": self.bound, **getattr(self, "settings", {})}
+        return {"family": self.family, "bound": self.bound, **settings_dict(self)}
+
+
+def settings_dict(lm: Any) -> dict[str, Any]:
+    """``lm.settings`` as a plain dict: a family's typed settings (:mod:`dlmbench.specs.settings`) dumped with
+    every default filled in, a plain mapping (a toy family's) copied, nothing as ``{}``."""
+    st = getattr(lm, "settings", None)
+    if st is None:
+        return {}
+    return st.model_dump() if hasattr(st, "model_dump") else dict(st)
+
+
+def load_settings(cls: type[Any], spec: Any, batch_size: int | None = None) -> Any:
+    """A loader's settings: the card's ``settings:`` (``spec.settings``, ``--set`` overrides merged in) and the
+    command line's ``batch_size`` validated by the family's typed settings ``cls``; a bad or unknown one is a
+    :class:`~dlmbench.errors.BadSetting` line naming the model, raised before any weights load."""
+    from dlmbench.specs.settings import validate_settings
+
+    given = dict(spec.settings)
+    if batch_size:
+        given["batch_size"] = batch_size
+    return validate_settings(cls, given, f"model {spec.name}")

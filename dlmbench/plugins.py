@@ -86,6 +86,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "ar",
         loader="dlmbench.families.ar.adapter:load_ar",
+        settings="dlmbench.families.ar.settings:ARSettings",
         capabilities=frozenset({"nll", "exact_likelihood", "greedy_match", "sample", "stops_at_eos"}),
         zoo_loss="dlmbench.zoo.train:ar_loss",
         description="autoregressive: any Hugging Face causal LM (GPT-2, SmolLM2, ...); exact likelihoods",
@@ -93,6 +94,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "mdlm",
         loader="dlmbench.families.mdlm.adapter:load_mdlm",
+        settings="dlmbench.families.mdlm.settings:MDLMSettings",
         capabilities=_DIFFUSION | {"infill", "topk_decoding"},
         zoo_loss="dlmbench.zoo.train:mdlm_loss",
         description="masked diffusion (Sahoo et al. 2024): continuous-time NELBO, ancestral / first-hitting samplers",
@@ -100,6 +102,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "sedd",
         loader="dlmbench.families.sedd.adapter:load_sedd",
+        settings="dlmbench.families.sedd.settings:SEDDSettings",
         capabilities=_DIFFUSION | {"infill"},
         zoo_loss="dlmbench.zoo.train:sedd_loss",
         description="score entropy discrete diffusion (Lou et al. 2024): DWDSE bound, Euler / analytic samplers",
@@ -107,6 +110,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "llada",
         loader="dlmbench.families.llada.adapter:load_llada",
+        settings="dlmbench.families.llada.settings:LLaDASettings",
         capabilities=_DIFFUSION | {"infill"},
         zoo_loss="dlmbench.zoo.train:llada_loss",
         description="LLaDA (Nie et al. 2025): masked diffusion bound, low-confidence remasking in blocks",
@@ -114,6 +118,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
+        settings="dlmbench.families.plaid.settings:PlaidSettings",
         capabilities=_DIFFUSION,
         zoo_loss="dlmbench.zoo.train:plaid_loss",
         description="Plaid (Gulrajani & Hashimoto 2023): continuous (Gaussian) diffusion VLB, DDPM-style sampling",

@@ -20,19 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlmbench.errors import BadSpec, UnknownName
+from dlmbench.errors import BadSpec
 from dlmbench.seeding import request_seed
 from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest
-
-GREEDY_METHODS = ("iterative_confidence", "one_shot_argmax")
-
-
-def check_settings(family: str, given: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``given`` over the defaults ``known``; unknown names fail with "did you mean"."""
-    for key in given:
-        if key not in known:
-            raise UnknownName(f"{family} setting", key, known, "see `dlmbench show model NAME`")
-    return {**known, **given}
+from dlmbench.specs.settings import Settings, validate_settings
 
 
 def split_long(req: ScoreRequest, max_length: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -61,11 +52,22 @@ def split_long(req: ScoreRequest, max_length: int) -> list[tuple[tuple[int, ...]
 class DiffusionLM(LanguageModel):
     """Base of the diffusion adapters. Subclasses implement :meth:`_bound_rows` (the family's estimator on
     a ``[R, L]`` batch of equal-length rows) and :meth:`_clean_denoiser` (log p(x0 | x_t) without time,
-    for the greedy checks), plus :meth:`sample`."""
+    for the greedy checks), plus :meth:`sample`.
+
+    ``settings`` is the family's typed settings object (validated when the model loads; it has at least
+    ``batch_size``, and ``mc_samples`` / ``greedy`` where the base class reads them)."""
 
     bound = "upper"
     mask_id: int
     device: torch.device
+    settings: Settings
+
+    def _with(self, given: dict[str, Any], where: str) -> Any:
+        """The model's settings with the per-call ``given`` ones over them, validated by the same type (a bad
+        value or an unknown name is one :class:`~dlmbench.errors.BadSetting` line)."""
+        if not given:
+            return self.settings
+        return validate_settings(type(self.settings), {**self.settings.overrides(), **given}, f"{self.family} {where}")
 
     # -- family hooks ------------------------------------------------------------------------------
     def _bound_rows(self, x0: torch.Tensor, score_mask: torch.Tensor, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -90,7 +92,7 @@ class DiffusionLM(LanguageModel):
         mean = np.zeros(len(pieces))
         var = np.zeros(len(pieces))
         settings: dict[str, Any] = {}
-        bs = int(self.settings.get("batch_size", 8))
+        bs = self.settings.batch_size
         progress = self._progress(len(pieces))
         for _length, idx in sorted(by_len.items()):
             for s in range(0, len(idx), bs):
@@ -116,16 +118,14 @@ class DiffusionLM(LanguageModel):
             n_tokens=n_tokens,
             stderr=np.sqrt(stderr2),
             bound="upper",
-            mc_samples=int(settings.get("mc_samples", self.settings.get("mc_samples", 1))),
+            mc_samples=int(settings.get("mc_samples", getattr(self.settings, "mc_samples", 1))),
             settings=settings,
         )
 
     def greedy_match(self, requests: Sequence[ScoreRequest]) -> GreedyResult:
         from dlmbench.diffusion.masked import iterative_confidence, one_shot_argmax
 
-        method = str(self.settings.get("greedy", "iterative_confidence"))
-        if method not in GREEDY_METHODS:
-            raise UnknownName("greedy method", method, GREEDY_METHODS)
+        method = self.settings.greedy  # iterative_confidence | one_shot_argmax (diffusion.settings.GreedyMethod)
         check = iterative_confidence if method == "iterative_confidence" else one_shot_argmax
         denoiser = self._clean_denoiser()
         max_len = int(self.max_length or 1024)
@@ -139,7 +139,7 @@ class DiffusionLM(LanguageModel):
                 cont = cont[:max_len]
             rows[i] = (ctx, cont)
             by_len[len(ctx) + len(cont)].append(i)
-        bs = int(self.settings.get("batch_size", 8))
+        bs = self.settings.batch_size
         for _length, idx in sorted(by_len.items()):
             for s in range(0, len(idx), bs):
                 chunk = idx[s : s + bs]
@@ -184,41 +184,32 @@ class CanvasDiffusionLM(DiffusionLM):
 
     Subclasses implement :meth:`_sample_canvas` (one chunk, given the checked settings) and
     :meth:`_sampler_record` (what to write into :attr:`SampleResult.settings`), and list their sampler
-    names in ``samplers``.
+    names in ``samplers``. ``settings`` is a :class:`~dlmbench.diffusion.settings.CanvasSettings`; per-call
+    overrides (``sample(..., temperature=0.5)``) are validated by the same type.
     """
 
     samplers: tuple[str, ...] = ()
     sample_keys: tuple[str, ...] = ("sampler", "steps", "temperature", "top_p", "precision")
 
-    def _sample_canvas(self, canvas: torch.Tensor, seeds: Sequence[int], st: dict[str, Any]):
+    def _sample_canvas(self, canvas: torch.Tensor, seeds: Sequence[int], st: Any):
         """Fill the ``mask_id`` positions of ``canvas [B, L]``; return a :class:`~dlmbench.diffusion.SamplerOutput`."""
         raise NotImplementedError
 
-    def _sampler_record(self, st: dict[str, Any]) -> dict[str, Any]:
-        return {k: st[k] for k in self.sample_keys if k in st}
+    def _sampler_record(self, st: Any) -> dict[str, Any]:
+        return {k: getattr(st, k) for k in self.sample_keys}
 
-    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> dict[str, Any]:
-        st = check_settings(self.family, settings, self.settings)
+    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> Any:
+        """The settings of one sampling call: ``steps`` and ``settings`` over the model's, validated."""
+        given = dict(settings)
         if steps is not None:
-            st["steps"] = int(steps)
-        if st.get("sampler") not in self.samplers:
-            raise UnknownName(f"{self.family} sampler", str(st.get("sampler")), self.samplers)
-        if int(st.get("steps") or 0) < 1:
-            raise BadSpec(f"{self.family}: sampling steps must be a positive integer, not {st.get('steps')!r}")
-        if str(st.get("precision")) not in ("float64", "float32"):
-            raise UnknownName("sampling precision", str(st.get("precision")), ("float64", "float32"))
-        top_p = st.get("top_p")
-        if top_p is not None and not 0 < float(top_p) <= 1:
-            raise BadSpec(f"{self.family}: top_p must lie in (0, 1], not {top_p!r}")
-        if float(st.get("temperature", 1.0)) < 0:
-            raise BadSpec(f"{self.family}: temperature must be >= 0 (0: argmax tokens), not {st.get('temperature')!r}")
-        return st
+            given["steps"] = steps
+        return self._with(given, "sampling")
 
-    def _generate(self, canvas: torch.Tensor, seeds: Sequence[int], st: dict[str, Any]):
+    def _generate(self, canvas: torch.Tensor, seeds: Sequence[int], st: Any):
         """:meth:`_sample_canvas` over chunks of ``batch_size`` rows; NFE summed over chunks."""
         from dlmbench.diffusion.sampling import SamplerOutput
 
-        bs = max(1, int(st.get("batch_size") or canvas.shape[0]))
+        bs = st.batch_size
         tokens, row_nfe, nfe = [], [], 0
         with torch.inference_mode():
             for s in range(0, canvas.shape[0], bs):
@@ -229,7 +220,7 @@ class CanvasDiffusionLM(DiffusionLM):
                 nfe += int(out.nfe)
         return SamplerOutput(torch.cat(tokens), nfe, torch.cat(row_nfe))
 
-    def _result(self, rows: torch.Tensor, out, st: dict[str, Any], **extra: Any) -> SampleResult:
+    def _result(self, rows: torch.Tensor, out, st: Any, **extra: Any) -> SampleResult:
         gen = rows.tolist()
         record = {**self._sampler_record(st), **extra, "nfe_per_sample": float(out.row_nfe.double().mean()) if out.row_nfe.numel() else float(out.nfe)}
         return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(out.nfe), record)
@@ -253,7 +244,7 @@ class CanvasDiffusionLM(DiffusionLM):
             return self._result(out.tokens[:, len(prompt) :], out, st)
         if len(prompt) >= window:
             raise BadSpec(f"{self.family}: a prefix of {len(prompt)} tokens leaves no room in the {window}-token window")
-        stride = int(st.get("semi_ar_stride") or max(1, window // 2))
+        stride = st.semi_ar_stride or max(1, window // 2)
         if not 0 < stride <= window:
             raise BadSpec(f"{self.family}: semi_ar_stride must lie in 1..{window}, not {stride}")
 

@@ -55,7 +55,7 @@ from typing import Any
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, until_eos
+from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, settings_dict, until_eos
 from dlmbench.errors import BadSpec
 from dlmbench.seeding import request_seed
 
@@ -243,7 +243,7 @@ class DlmbenchLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         out: list[str] = []
         self.counts["generate_until"] += len(requests)
-        fixed = (getattr(self.lm, "settings", {}) or {}).get("gen_length")
+        fixed = settings_dict(self.lm).get("gen_length")
         for req in requests:
             context, gen_kwargs = req.args
             kwargs = dict(gen_kwargs or {})
@@ -271,7 +271,7 @@ class DlmbenchLM(LM):
 
     def _sampler_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """lm-eval ``gen_kwargs`` → the family's sampler settings (only the ones the adapter has)."""
-        known = getattr(self.lm, "settings", {}) or {}
+        known = settings_dict(self.lm)
         do_sample = bool(kwargs.get("do_sample", False))
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         wanted: dict[str, Any] = {"temperature": temperature if do_sample and temperature > 0 else 0.0}

@@ -30,7 +30,9 @@ import torch
 from dlmbench.errors import CheckpointError
 from dlmbench.diffusion.schedules import LogLinearNoise, NoiseSchedule
 from dlmbench.specs import CheckpointRef, ModelSpec
-from dlmbench.diffusion.adapter import CanvasDiffusionLM, check_settings
+from dlmbench.diffusion.adapter import CanvasDiffusionLM
+from dlmbench.diffusion.settings import CanvasSettings
+from dlmbench.interface import load_settings
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 
@@ -78,10 +80,15 @@ def load_dit_tokenizer(spec: ModelSpec, provenance: dict[str, Any], config) -> A
 
 
 class DiTLM(CanvasDiffusionLM):
-    """Base of :class:`~.mdlm.MDLMModel` and :class:`~.sedd.SEDDModel` (see the module docstring)."""
+    """Base of :class:`~.mdlm.MDLMModel` and :class:`~.sedd.SEDDModel` (see the module docstring).
+
+    ``settings_type``: the family's typed settings (a :class:`~dlmbench.diffusion.settings.CanvasSettings`)."""
+
+    settings_type: type[CanvasSettings] = CanvasSettings
+    settings: CanvasSettings
 
     def __init__(self, backbone, config, provenance: dict[str, Any], tokenizer, *, spec: ModelSpec,
-                 device: torch.device, settings: dict[str, Any], schedule: NoiseSchedule | None = None):
+                 device: torch.device, settings: CanvasSettings, schedule: NoiseSchedule | None = None):
         self.backbone = backbone
         self.config = config
         self.provenance = dict(provenance)
@@ -91,7 +98,7 @@ class DiTLM(CanvasDiffusionLM):
         self.settings = settings
         self.mask_id = int(config.mask_index)
         self.max_length = int(spec.max_length or config.length)
-        self.schedule = schedule if schedule is not None else LogLinearNoise(float(settings["noise_eps"]))
+        self.schedule = schedule if schedule is not None else LogLinearNoise(settings.noise_eps)
         self._wdtype = next(backbone.parameters()).dtype
 
     # -- the network ---------------------------------------------------------------------------------
@@ -109,7 +116,7 @@ class DiTLM(CanvasDiffusionLM):
         if sigma is not None:
             return sigma
         frac = (x_t == self.mask_id).to(torch.float64).mean(dim=-1)
-        ends = torch.tensor([float(self.settings["sampling_eps"]), 1.0], dtype=torch.float64, device=x_t.device)
+        ends = torch.tensor([self.settings.sampling_eps, 1.0], dtype=torch.float64, device=x_t.device)
         lo, hi = self.schedule.mask_prob(ends).tolist()
         return -torch.log1p(-frac.clamp(lo, hi))
 
@@ -131,22 +138,21 @@ class DiTLM(CanvasDiffusionLM):
             "dtype": str(self._wdtype).replace("torch.", ""),
             "autocast_bf16": bool(getattr(self.backbone, "autocast_bf16", False)),
             "n_params": int(sum(p.numel() for p in self.backbone.parameters())),
-            **self.settings,
+            **self.settings.model_dump(),
         }
 
 
-def load_dit_lm(cls: type[DiTLM], spec: ModelSpec, defaults: dict[str, Any], load_backbone: Callable[..., Any], *,
-                device: str, batch_size: int | None, check: Callable[[Any, dict[str, Any]], NoiseSchedule | None]) -> DiTLM:
-    """Shared loader: settings checked against ``defaults``, backbone via ``load_backbone`` (the
-    ``load_*_backbone`` of :mod:`.backbones.checkpoints`), tokenizer, and ``check(config, provenance)`` (the
-    family's own validation, returning its noise schedule or ``None`` for the log-linear default)."""
-    settings = check_settings(cls.family, dict(spec.settings), defaults)
-    if batch_size:
-        settings["batch_size"] = int(batch_size)
+def load_dit_lm(cls: type[DiTLM], spec: ModelSpec, load_backbone: Callable[..., Any], *, device: str, batch_size: int | None,
+                check: Callable[[Any, dict[str, Any], CanvasSettings], NoiseSchedule | None]) -> DiTLM:
+    """Shared loader: the card's settings validated by ``cls.settings_type`` (before any weights load), backbone
+    via ``load_backbone`` (the ``load_*_backbone`` of :mod:`dlmbench.nets.dit_checkpoints`), tokenizer, and
+    ``check(config, provenance, settings)`` (the family's own validation, returning its noise schedule or
+    ``None`` for the log-linear default)."""
+    settings = load_settings(cls.settings_type, spec, batch_size)
     dev = torch.device(device)
     dtype, autocast = weights_dtype(spec.dtype, dev)
-    backbone, config, provenance = load_backbone(spec.checkpoint, dev, dtype, use_ema=bool(settings["use_ema"]))
+    backbone, config, provenance = load_backbone(spec.checkpoint, dev, dtype, use_ema=settings.use_ema)
     backbone.autocast_bf16 = autocast
-    schedule = check(config, provenance)
+    schedule = check(config, provenance, settings)
     tokenizer = load_dit_tokenizer(spec, provenance, config)
     return cls(backbone, config, provenance, tokenizer, spec=spec, device=dev, settings=settings, schedule=schedule)

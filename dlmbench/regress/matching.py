@@ -7,7 +7,8 @@ A row is identified by ``(model key, task, metric, seed)`` and its *compared set
   (``"none"``, also implied by an explicit ``baseline_model``/``candidate_model`` pair, which first keeps
   only those models' rows);
 * the seed is part of the identity unless ``ignore_seed`` (a suite with a seed grid compares seed by seed);
-* compared settings: every key of the row's ``settings`` (nested dicts flattened to dotted keys, e.g.
+* compared settings: every key of the row's ``settings`` (a setting renamed since, see
+  :data:`RENAMED_SETTINGS`, read under its new name on both sides; nested dicts flattened to dotted keys, e.g.
   ``packing.block_size``, ``task_settings.strip_punctuation``), plus ``dataset`` and ``split``, except the
   bookkeeping keys in :data:`DEFAULT_IGNORED` (counts that follow from the data and tokenizer, batch
   size, device, timings, and the ``task_settings.regress`` tolerance block itself) and any key the user
@@ -50,6 +51,11 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "task_settings.featurizer_card.checkpoint",
     "task_settings.featurizer_card.tokenizer",
 )
+#: model settings renamed since older rows were written: family -> {old key -> new key}. A row of that family
+#: that records the old key is compared as if it recorded the new one (both sides), so committed baselines keep
+#: matching fresh runs. Plaid's sampler steps were ``sampling_steps`` until issue 13 ("one name per concept");
+#: the settings type keeps accepting the old name (``PlaidSettings.renamed_settings``).
+RENAMED_SETTINGS: dict[str, dict[str, str]] = {"plaid": {"sampling_steps": "steps"}}
 #: any settings key whose last part ends like this is a timing
 TIMING_SUFFIXES: tuple[str, ...] = ("_s", "_sec", "_seconds", "seconds", "duration")
 
@@ -92,10 +98,21 @@ def is_ignored(key: str, ignored: Iterable[str]) -> bool:
     return any(key == k or key.startswith(k + ".") for k in ignored)
 
 
+def renamed(settings: Mapping[str, Any], family: Any) -> dict[str, Any]:
+    """``settings`` with the top-level keys of :data:`RENAMED_SETTINGS` for ``family`` under their new names (a
+    row that records both keeps the new key's value)."""
+    out = dict(settings)
+    for old, new in RENAMED_SETTINGS.get(str(family), {}).items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
 def compared_settings(row: Mapping[str, Any], ignored: Iterable[str]) -> dict[str, str]:
     """The settings that must be equal for two rows to be compared, canonicalised."""
     ignored = tuple(ignored)
-    flat = flatten(row.get("settings") or {})
+    flat = flatten(renamed(row.get("settings") or {}, row.get("family")))
     flat["dataset"] = row.get("dataset")
     flat["split"] = row.get("split")
     return {k: canonical(v) for k, v in flat.items() if not is_ignored(k, ignored)}

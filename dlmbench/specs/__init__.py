@@ -204,7 +204,17 @@ class ModelSpec:
         return out
 
     def with_settings(self, overrides: Mapping[str, Any]) -> ModelSpec:
-        return dataclasses.replace(self, settings={**self.settings, **overrides})
+        """The card's settings with ``overrides`` over them. A renamed setting (the family's settings type's
+        ``renamed_settings``, old name -> new, e.g. Plaid's ``sampling_steps`` -> ``steps``) given under either
+        name replaces the card's value under the other."""
+        from dlmbench.plugins import family
+
+        base = dict(self.settings)
+        typed = family(self.family).load("settings")
+        for old, new in getattr(typed, "renamed_settings", {}).items():
+            if old in overrides or new in overrides:
+                base.pop(new if old in overrides else old, None)
+        return dataclasses.replace(self, settings={**base, **overrides})
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ CARD_SETTINGS: dict[str, dict[str, Any]] = {
     "mdlm": {"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     "sedd": {"batch_size": 16, "mc_samples": 32, "time_sampling": "iid", "sampling_eps": 0.001, "steps": 128},
     "llada": {"batch_size": 16, "mc_samples": 32, "steps": 128},
-    "plaid": {"batch_size": 16, "mc_samples": 32, "sampling_steps": 256, "greedy_steps": 64},
+    "plaid": {"batch_size": 16, "mc_samples": 32, "steps": 256, "greedy_steps": 64},
 }
 
 

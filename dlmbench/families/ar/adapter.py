@@ -31,38 +31,16 @@ import numpy as np
 import torch
 
 from dlmbench.diffusion.categorical import sample_from_logits
-from dlmbench.errors import BadSpec, CheckpointError, UnknownName
+from dlmbench.errors import BadSetting, BadSpec, CheckpointError
+from dlmbench.families.ar.settings import ARSamplingSettings, ARSettings
 from dlmbench.seeding import generator, request_seed
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest
-
-SETTINGS: dict[str, Any] = {
-    "batch_size": 8,
-    "stride": None,  # sliding-window stride in tokens; None = max_length // 2
-    "max_length": None,  # context length; None = card's max_length or config.max_position_embeddings
-    "temperature": 1.0,
-    "top_k": None,
-    "top_p": None,
-    "precision": "float64",  # categorical draws: float64 | float32
-    "prefix_token_id": "auto",  # empty context: "auto" (tokenizer BOS), an id, or "none" (first token unscored)
-}
+from dlmbench.specs.settings import validate_settings
+from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest, load_settings
 
 MAX_PADDING = 1.25  # a batch's padded area may exceed its real tokens by at most 25%
 HEAD_CHUNK = 1024  # scored positions per LM-head/log-softmax chunk (bounds memory to HEAD_CHUNK x V floats)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
-
-
-def check_settings(given: dict[str, Any], known: dict[str, Any] = SETTINGS) -> dict[str, Any]:
-    """Merge ``given`` over the defaults; unknown names fail with "did you mean"."""
-    for key in given:
-        if key not in known:
-            raise UnknownName("ar setting", key, known, "see `dlmbench show model NAME`")
-    merged = {**known, **given}
-    if merged["precision"] not in ("float64", "float32"):
-        raise BadSpec(f"ar setting precision must be float64 or float32, not {merged['precision']!r}")
-    if int(merged["batch_size"]) < 1:
-        raise BadSpec("ar setting batch_size must be >= 1")
-    return merged
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -142,35 +120,38 @@ class ARModel(LanguageModel):
 
     family = "ar"
     bound = "exact"
-    SETTINGS = SETTINGS
+    settings_type = ARSettings
 
-    def __init__(self, model, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any]):
+    def __init__(self, model, tokenizer, *, spec: ModelSpec, device: torch.device, settings: ARSettings):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
         self.settings = settings
         config = model.config
-        ctx = settings["max_length"] or spec.max_length or getattr(config, "max_position_embeddings", None)
+        positions = getattr(config, "max_position_embeddings", None)
+        if settings.max_length and positions and settings.max_length > positions:
+            raise BadSetting(f"model {spec.name}: setting 'max_length' = {settings.max_length} is not allowed: the model has "
+                             f"{positions} positions (max_position_embeddings)")
+        ctx = settings.max_length or spec.max_length or positions
         if not ctx:
             raise BadSpec(f"model {spec.name}: unknown context length; set max_length in the card or with --set")
         self.max_length = int(ctx)
-        self.stride = int(settings["stride"] or max(1, self.max_length // 2))
-        plan_windows(0, 2, 1, self.max_length, self.stride)  # validates stride
+        self.stride = int(settings.stride or max(1, self.max_length // 2))
+        if self.stride > self.max_length:
+            raise BadSetting(f"model {spec.name}: setting 'stride' = {self.stride} is not allowed: at most max_length = {self.max_length}")
         self.model_vocab = int(model.get_output_embeddings().weight.shape[0])
-        self.prefix_id = self._prefix_id(settings["prefix_token_id"])
+        self.prefix_id = self._prefix_id(settings.prefix_token_id)
         self._fast_head = self._check_fast_head()
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _prefix_id(self, value: Any) -> int | None:
+    def _prefix_id(self, value: str | int | None) -> int | None:
+        """The token id an empty context is scored against (``value``: ``"auto"``, ``"none"``/None or an id)."""
         if value in (None, "none"):
             return None
         if value == "auto":
             return self.tokenizer.bos_id
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise BadSpec(f"ar setting prefix_token_id must be 'auto', 'none' or a token id, not {value!r}") from None
+        return int(value)
 
     @torch.inference_mode()
     def _check_fast_head(self) -> bool:
@@ -229,7 +210,7 @@ class ARModel(LanguageModel):
             windows.extend(plan_windows(i, len(seq), first, self.max_length, self.stride))
         # longest first (memory trouble shows at once), similar lengths together (little padding)
         with _progress(len(windows), desc) as bar:
-            for batch in pack_batches(windows, int(self.settings["batch_size"]), MAX_PADDING):
+            for batch in pack_batches(windows, self.settings.batch_size, MAX_PADDING):
                 width = max(w.end - 1 - w.start for w in batch)
                 ids = torch.zeros((len(batch), width), dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -292,13 +273,8 @@ class ARModel(LanguageModel):
         ``steps`` is accepted for interface symmetry and must be ``None`` or ``length`` (an AR model
         makes one step per token). ``settings`` override temperature / top_k / top_p / precision.
         """
-        st = {k: self.settings[k] for k in ("temperature", "top_k", "top_p", "precision")}
-        for key, value in settings.items():
-            if key not in st:
-                raise UnknownName("ar sampling setting", key, st)
-            st[key] = value
-        if st["precision"] not in ("float64", "float32"):
-            raise BadSpec(f"precision must be float64 or float32, not {st['precision']!r}")
+        current = {k: getattr(self.settings, k) for k in ARSamplingSettings.model_fields}
+        st = validate_settings(ARSamplingSettings, {**current, **settings}, "ar sampling") if settings else self.settings
         if steps is not None and int(steps) != int(length):
             raise BadSpec(f"an AR model makes one step per token: steps must equal length ({length}), not {steps}")
         pre = [int(t) for t in (prefix if prefix is not None else [])]
@@ -312,7 +288,7 @@ class ARModel(LanguageModel):
             )
         out: list[list[int]] = []
         nfe = 0
-        bs = int(self.settings["batch_size"])
+        bs = self.settings.batch_size
         with _progress(n, "ar sample") as bar:
             for j0 in range(0, n, bs):
                 rows = list(range(j0, min(n, j0 + bs)))
@@ -325,14 +301,14 @@ class ARModel(LanguageModel):
         info = {
             "sampler": "ar_ancestral",
             "kv_cache": True,
-            "temperature": st["temperature"],
-            "top_k": st["top_k"],
-            "top_p": st["top_p"],
-            "precision": st["precision"],
+            "temperature": st.temperature,
+            "top_k": st.top_k,
+            "top_p": st.top_p,
+            "precision": st.precision,
         }
         return SampleResult(tokens=out, texts=texts, nfe=nfe, settings=info)
 
-    def _sample_batch(self, prefix: list[int], length: int, gens: list[torch.Generator], st: dict[str, Any]):
+    def _sample_batch(self, prefix: list[int], length: int, gens: list[torch.Generator], st: ARSamplingSettings):
         b = len(gens)
         x = torch.tensor([prefix] * b, device=self.device)
         params = inspect.signature(self.model.forward).parameters
@@ -352,10 +328,10 @@ class ARModel(LanguageModel):
                 out[r, step] = sample_from_logits(
                     logits[r : r + 1],
                     gens[r],
-                    temperature=float(st["temperature"]),
-                    top_k=st["top_k"],
-                    top_p=st["top_p"],
-                    precision=st["precision"],
+                    temperature=st.temperature,
+                    top_k=st.top_k,
+                    top_p=st.top_p,
+                    precision=st.precision,
                 )[0]
             x = out[:, step : step + 1].to(self.device)
         return out.tolist(), nfe
@@ -369,7 +345,7 @@ class ARModel(LanguageModel):
             "architecture": type(self.model).__name__,
             "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
             "n_params": int(sum(p.numel() for p in self.model.parameters())),
-            **self.settings,
+            **self.settings.model_dump(),
             "max_length": self.max_length,
             "stride": self.stride,
             "prefix_token_id": self.prefix_id,
@@ -398,9 +374,7 @@ def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = No
     """Load ``spec``'s checkpoint and tokenizer (no remote code) and wrap them as an :class:`ARModel`."""
     from dlmbench.data.tokenization import load_tokenizer
 
-    settings = check_settings(dict(spec.settings))
-    if batch_size:
-        settings["batch_size"] = int(batch_size)
+    settings = load_settings(ARSettings, spec, batch_size)
     dev = torch.device(device)
     dtype = DTYPES[spec.dtype]
     if dev.type == "cpu" and dtype == torch.float16:
@@ -410,4 +384,4 @@ def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = No
     return ARModel(model, tokenizer, spec=spec, device=dev, settings=settings)
 
 
-__all__ = ["ARModel", "SETTINGS", "Window", "check_settings", "load_ar", "pack_batches", "plan_windows"]
+__all__ = ["ARModel", "Window", "load_ar", "pack_batches", "plan_windows"]

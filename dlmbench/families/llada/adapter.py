@@ -21,24 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlmbench.errors import BadSpec, NotSupported, UnknownName
+from dlmbench.errors import BadSpec, NotSupported
+from dlmbench.families.llada.settings import LLaDASettings
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import SampleResult
-from dlmbench.diffusion.adapter import DiffusionLM, check_settings
-
-SETTINGS: dict[str, Any] = {
-    "batch_size": 8,
-    "mc_samples": 128,
-    "cfg": 0.0,
-    "greedy": "iterative_confidence",
-    "steps": 128,
-    "gen_length": None,
-    "block_length": 32,
-    "remasking": "low_confidence",
-    "temperature": 0.0,
-    "precision": "float64",
-    "score_precision": "float32",
-}
+from dlmbench.interface import SampleResult, load_settings
+from dlmbench.diffusion.adapter import DiffusionLM
 
 
 class LLaDATokenizer:
@@ -65,8 +52,10 @@ class LLaDATokenizer:
 
 class LLaDAModel(DiffusionLM):
     family = "llada"
+    settings_type = LLaDASettings
+    settings: LLaDASettings
 
-    def __init__(self, backbone, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any]):
+    def __init__(self, backbone, tokenizer, *, spec: ModelSpec, device: torch.device, settings: LLaDASettings):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.spec = spec
@@ -92,7 +81,7 @@ class LLaDAModel(DiffusionLM):
         ``[B, L]``) only the rows ``[N, V]`` there: the bound reads the masked continuation tokens alone.
         """
         cond = self._logits(x_t, positions)
-        w = float(self.settings["cfg"])
+        w = self.settings.cfg
         if w > 0 and prompt_mask is not None:
             un_x = torch.where(prompt_mask, torch.full_like(x_t, self.mask_id), x_t)
             un = self._logits(un_x, positions)
@@ -103,16 +92,16 @@ class LLaDAModel(DiffusionLM):
         return cond.sub_(lse) if not torch.is_grad_enabled() else cond - lse
 
     def _clean_denoiser(self):
-        prec = str(self.settings["score_precision"])
+        prec = self.settings.score_precision
         return lambda x_t, _sigma: self._guided_log_probs(x_t, None, prec)
 
     def _bound_rows(self, x0, score_mask, seeds):
         from dlmbench.diffusion.masked import PositionalDenoiser, llada_bound_mc
 
-        k = int(self.settings["mc_samples"])
-        chunk = max(1, int(self.settings["batch_size"]))
-        cfg = float(self.settings["cfg"])
-        prec = str(self.settings["score_precision"])
+        k = self.settings.mc_samples
+        chunk = self.settings.batch_size
+        cfg = self.settings.cfg
+        prec = self.settings.score_precision
         with torch.inference_mode():
             if cfg > 0:
                 # one request at a time, so the unconditional pass knows which positions are the prompt
@@ -143,12 +132,12 @@ class LLaDAModel(DiffusionLM):
             from dlmbench.diffusion.remasking import low_confidence_remasking  # type: ignore[attr-defined]
         except ImportError as e:  # pragma: no cover - until the shared samplers land
             raise NotSupported(f"LLaDA sampling needs dlmbench.diffusion ({e})") from None
-        st = {**self.settings, **settings}
-        steps = int(steps or st["steps"])
+        st = self._with({**settings, **({} if steps is None else {"steps": steps})}, "sampling")
+        steps = st.steps
         prompt = list(prefix or [])
         if length < 1:
             raise BadSpec(f"LLaDA sampling: length must be at least 1, not {length}")
-        block = min(int(st["block_length"] or length), length)  # a request shorter than one block is one block
+        block = min(st.block_length or length, length)  # a request shorter than one block is one block
         if length % block:
             raise BadSpec(f"LLaDA sampling: length {length} is not a multiple of block_length {block}; set block_length to a divisor of {length}")
         n_blocks = length // block
@@ -167,28 +156,24 @@ class LLaDAModel(DiffusionLM):
                 prompt_length=len(prompt),
                 steps=steps,
                 block_length=block,
-                remasking=str(st["remasking"]),
-                temperature=float(st["temperature"]),
+                remasking=st.remasking,
+                temperature=st.temperature,
                 mask_id=self.mask_id,
                 seed=seed,
-                precision=str(st["precision"]),
+                precision=st.precision,
             )
         gen = out[:, len(prompt) :].tolist()
-        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), {"sampler": f"llada_{st['remasking']}", "steps": steps, "block_length": block, "temperature": st["temperature"], "cfg": st["cfg"], "precision": st["precision"]})
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), {"sampler": f"llada_{st.remasking}", "steps": steps, "block_length": block, "temperature": st.temperature, "cfg": st.cfg, "precision": st.precision})
 
     def describe(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.backbone.parameters())
-        return {"family": self.family, "bound": "upper", "checkpoint": self.spec.checkpoint.describe(), "dtype": str(next(self.backbone.parameters()).dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings}
+        return {"family": self.family, "bound": "upper", "checkpoint": self.spec.checkpoint.describe(), "dtype": str(next(self.backbone.parameters()).dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings.model_dump()}
 
 
 def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> LLaDAModel:
     from dlmbench.families.llada.loader import default_dtype, load_llada_backbone, load_llada_tokenizer, resolve_folder
 
-    settings = check_settings("llada", dict(spec.settings), SETTINGS)
-    if str(settings["score_precision"]) not in ("float32", "float64"):
-        raise UnknownName("LLaDA setting score_precision", str(settings["score_precision"]), ("float32", "float64"))
-    if batch_size:
-        settings["batch_size"] = int(batch_size)
+    settings = load_settings(LLaDASettings, spec, batch_size)
     dev = torch.device(device)
     ref = spec.checkpoint.location
     folder = resolve_folder(ref)
@@ -204,4 +189,4 @@ def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     return LLaDAModel(backbone, tokenizer, spec=spec, device=dev, settings=settings)
 
 
-__all__ = ["LLaDAModel", "load_llada", "SETTINGS", "np"]
+__all__ = ["LLaDAModel", "load_llada", "np"]

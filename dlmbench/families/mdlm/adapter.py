@@ -31,33 +31,17 @@ from typing import Any
 import torch
 
 from dlmbench.errors import CheckpointError
+from dlmbench.families.mdlm.settings import SAMPLERS, MDLMSettings
 from dlmbench.specs import ModelSpec
 from dlmbench.nets.dit_lm import DiTLM, load_dit_lm
 
-SETTINGS: dict[str, Any] = {
-    "batch_size": 8,  # rows (request x MC draw) per network call
-    "mc_samples": 32,  # MC draws of the NELBO per request
-    "time_sampling": "antithetic",  # MDLM training.antithetic_sampling (stratified t)
-    "sampling_eps": 1e-3,  # t ~ U[sampling_eps, 1] (MDLM training.sampling_eps)
-    "noise_eps": 1e-3,  # log-linear schedule: sigma(t) = -log(1 - (1 - eps) t)
-    "greedy": "iterative_confidence",  # or one_shot_argmax
-    "sampler": "ddpm_cache",  # MDLM sampling.predictor
-    "steps": 1000,  # MDLM README / HF model card sampling steps
-    "sampler_eps": 1e-5,  # MDLM _sample(eps=1e-5)
-    "noise_removal": True,  # final argmax of leftover masks (MDLM sampling.noise_removal)
-    "temperature": 1.0,
-    "top_p": None,
-    "precision": "float64",  # categorical draws; float32 = the reference's Gumbel noise
-    "semi_ar_stride": None,  # tokens per semi-autoregressive window beyond max_length (None: max_length // 2)
-    "use_ema": True,  # Lightning checkpoints: load the EMA weights, as MDLM's evaluation does
-    "topk_strategy": "stochastic0.5-linear",  # sampler topk: diffusion-vs-ar's decoding_strategy
-}
-SAMPLERS = ("ddpm_cache", "ddpm", "ancestral", "first_hitting", "topk")
 
 
 class MDLMModel(DiTLM):
     family = "mdlm"
     samplers = SAMPLERS
+    settings_type = MDLMSettings
+    settings: MDLMSettings
 
     # -- denoiser ----------------------------------------------------------------------------------
     def _denoiser(self, x_t: torch.Tensor, sigma: torch.Tensor | None, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,42 +71,40 @@ class MDLMModel(DiTLM):
         st = self.settings
         with torch.inference_mode():
             est = mdlm_nelbo_mc(self._bound_denoiser(), x0, score_mask, seeds, mask_id=self.mask_id, schedule=self.schedule,
-                                num_samples=int(st["mc_samples"]), time_sampling=str(st["time_sampling"]),
-                                sampling_eps=float(st["sampling_eps"]), batch_size=max(1, int(st["batch_size"])))
+                                num_samples=st.mc_samples, time_sampling=st.time_sampling,
+                                sampling_eps=st.sampling_eps, batch_size=st.batch_size)
         return est.mean, est.stderr, dict(est.settings)
 
     # -- sampling -----------------------------------------------------------------------------------
-    def _cache_used(self, st: dict[str, Any]) -> bool:
-        return st["sampler"] == "ddpm_cache" and not self.config.time_conditioning
+    def _cache_used(self, st: MDLMSettings) -> bool:
+        return st.sampler == "ddpm_cache" and not self.config.time_conditioning
 
     def _sample_canvas(self, canvas, seeds, st):
         from dlmbench.diffusion.masked_samplers import first_hitting, mdlm_ancestral
         from dlmbench.diffusion.remasking import topk_decoding
 
-        top_p, temp = st["top_p"], float(st["temperature"])
+        top_p, temp = st.top_p, st.temperature
         denoiser = self._denoiser if temp > 0 else self._argmax_denoiser
         common = dict(mask_id=self.mask_id, seeds=seeds, schedule=self.schedule, temperature=temp if temp > 0 else 1.0,
-                      top_p=None if top_p is None or float(top_p) >= 1 else float(top_p), precision=str(st["precision"]))
-        if st["sampler"] == "first_hitting":
+                      top_p=None if top_p is None or top_p >= 1 else top_p, precision=st.precision)
+        if st.sampler == "first_hitting":
             return first_hitting(denoiser, canvas, **common)
-        if st["sampler"] == "topk":
-            return topk_decoding(lambda x: self._denoiser(x, None), canvas, mask_id=self.mask_id, steps=int(st["steps"]),
-                                 strategy=str(st["topk_strategy"]), seeds=seeds)
-        return mdlm_ancestral(denoiser, canvas, steps=int(st["steps"]), eps=float(st["sampler_eps"]),
-                              cache=self._cache_used(st), final="argmax" if st["noise_removal"] else "sample", **common)
+        if st.sampler == "topk":
+            return topk_decoding(lambda x: self._denoiser(x, None), canvas, mask_id=self.mask_id, steps=st.steps,
+                                 strategy=st.topk_strategy, seeds=seeds)
+        return mdlm_ancestral(denoiser, canvas, steps=st.steps, eps=st.sampler_eps,
+                              cache=self._cache_used(st), final="argmax" if st.noise_removal else "sample", **common)
 
-    def _sampler_record(self, st: dict[str, Any]) -> dict[str, Any]:
-        if st["sampler"] == "topk":  # argmax predictions; the strategy's noise only orders the re-masking
-            return {"sampler": "topk", "steps": int(st["steps"]), "topk_strategy": st["topk_strategy"]}
-        rec = {"sampler": st["sampler"], "temperature": st["temperature"], "top_p": st["top_p"],
-               "precision": st["precision"]}
-        if st["sampler"] != "first_hitting":  # first-hitting takes one step per masked token
-            rec.update(steps=int(st["steps"]), sampler_eps=st["sampler_eps"], noise_removal=bool(st["noise_removal"]),
-                       cache=self._cache_used(st))
+    def _sampler_record(self, st: MDLMSettings) -> dict[str, Any]:
+        if st.sampler == "topk":  # argmax predictions; the strategy's noise only orders the re-masking
+            return {"sampler": "topk", "steps": st.steps, "topk_strategy": st.topk_strategy}
+        rec = {"sampler": st.sampler, "temperature": st.temperature, "top_p": st.top_p, "precision": st.precision}
+        if st.sampler != "first_hitting":  # first-hitting takes one step per masked token
+            rec.update(steps=st.steps, sampler_eps=st.sampler_eps, noise_removal=st.noise_removal, cache=self._cache_used(st))
         return rec
 
 
-def _check_mdlm(config, provenance: dict[str, Any]):
+def _check_mdlm(config, provenance: dict[str, Any], settings: MDLMSettings):
     param = provenance.get("parameterization")
     if param not in (None, "subs"):
         hint = "load it with family sedd" if param == "sedd" else "only the SUBS parameterization is supported"
@@ -135,8 +117,8 @@ def load_mdlm(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = 
     MDLM-repo Lightning ``.ckpt``) and its tokenizer, with the card's settings."""
     from dlmbench.nets.dit_checkpoints import load_mdlm_backbone
 
-    return load_dit_lm(MDLMModel, spec, SETTINGS, load_mdlm_backbone, device=device, batch_size=batch_size,
+    return load_dit_lm(MDLMModel, spec, load_mdlm_backbone, device=device, batch_size=batch_size,
                        check=_check_mdlm)  # type: ignore[return-value]
 
 
-__all__ = ["MDLMModel", "SAMPLERS", "SETTINGS", "load_mdlm"]
+__all__ = ["MDLMModel", "SAMPLERS", "load_mdlm"]

@@ -30,25 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlmbench.errors import BadSpec, CheckpointError, UnknownName
+from dlmbench.errors import BadSpec, CheckpointError
+from dlmbench.families.plaid.settings import SAMPLERS, PlaidSettings
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import GreedyResult, SampleResult, ScoreRequest
-from dlmbench.diffusion.adapter import DiffusionLM, check_settings
+from dlmbench.interface import GreedyResult, SampleResult, ScoreRequest, load_settings
+from dlmbench.diffusion.adapter import DiffusionLM
 
-SETTINGS: dict[str, Any] = {
-    "batch_size": 8,  # rows (request × MC draw) per network call
-    "mc_samples": 32,  # MC draws of the bound per request
-    "reconst_prob": 0.125,  # probability a draw is the reconstruction term (reference: 1/8)
-    "sampling_steps": 4096,  # paper / sample.py
-    "score_temp": 0.9,  # sample.py
-    "initial_noise_scale": 1.0,
-    "sampler": "ancestral",  # ancestral | ddim (sample.py --ddim_sampler)
-    "guidance_weight": 2.0,  # prefix / infill token guidance (sample.py)
-    "greedy": "replacement_ddim",
-    "greedy_steps": 256,
-}
-SAMPLERS = ("ancestral", "ddim")
-GREEDY_METHODS = ("replacement_ddim",)
 
 TOKENIZER_FILE = "owt2_tokenizer.json"
 RELEASE_URL = "https://github.com/igul222/plaid/releases/tag/v1.0.0"
@@ -89,8 +76,11 @@ class PlaidModel(DiffusionLM):
     family = "plaid"
     bound = "upper"
     mask_id = None  # type: ignore[assignment]
+    samplers = SAMPLERS
+    settings_type = PlaidSettings
+    settings: PlaidSettings
 
-    def __init__(self, modules, tokenizer, *, spec: ModelSpec, device: torch.device, settings: dict[str, Any], folder: Path):
+    def __init__(self, modules, tokenizer, *, spec: ModelSpec, device: torch.device, settings: PlaidSettings, folder: Path):
         self.net = modules
         self.tokenizer = tokenizer
         self.spec = spec
@@ -104,19 +94,17 @@ class PlaidModel(DiffusionLM):
         from dlmbench.families.plaid.estimator import plaid_vlb_mc
 
         with torch.inference_mode():
-            est = plaid_vlb_mc(self.net, x0, score_mask, seeds, num_samples=int(self.settings["mc_samples"]),
-                               batch_size=max(1, int(self.settings["batch_size"])), reconst_prob=float(self.settings["reconst_prob"]))
+            est = plaid_vlb_mc(self.net, x0, score_mask, seeds, num_samples=self.settings.mc_samples,
+                               batch_size=self.settings.batch_size, reconst_prob=self.settings.reconst_prob)
         return est.mean, est.stderr, dict(est.settings)
 
     # -- greedy check -------------------------------------------------------------------------------
     def greedy_match(self, requests: Sequence[ScoreRequest]) -> GreedyResult:
         from dlmbench.families.plaid.samplers import replacement_ddim_decode
 
-        method = str(self.settings["greedy"])
-        if method not in GREEDY_METHODS:
-            raise UnknownName("plaid greedy method", method, GREEDY_METHODS)
+        method = self.settings.greedy  # replacement_ddim, the only one
         out = np.zeros(len(requests), dtype=bool)
-        steps = int(self.settings["greedy_steps"])
+        steps = self.settings.greedy_steps
         max_len = int(self.max_length)
         for i, req in enumerate(requests):
             if not req.continuation:
@@ -132,25 +120,27 @@ class PlaidModel(DiffusionLM):
         return GreedyResult(matches=out, method=method)
 
     # -- sampling -----------------------------------------------------------------------------------
-    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> dict[str, Any]:
-        st = check_settings("plaid", settings, self.settings)
-        st["sampling_steps"] = int(steps or st["sampling_steps"])
-        if st["sampler"] not in SAMPLERS:
-            raise UnknownName("plaid sampler", str(st["sampler"]), SAMPLERS)
-        return st
+    def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> PlaidSettings:
+        """The settings of one sampling call (``steps`` and ``settings`` over the model's), validated; the old
+        name ``sampling_steps`` is read as ``steps`` (:mod:`dlmbench.families.plaid.settings`)."""
+        given = dict(settings)
+        if steps is not None:
+            given.pop("sampling_steps", None)
+            given["steps"] = steps
+        return self._with(given, "sampling")
 
-    def _run_sampler(self, n: int, length: int, guidance, seed: int, st: dict[str, Any]):
+    def _run_sampler(self, n: int, length: int, guidance, seed: int, st: PlaidSettings):
         from dlmbench.families.plaid.samplers import vdm_ancestral_sample
 
-        return vdm_ancestral_sample(self.net, n, length, steps=st["sampling_steps"], seed=seed, score_temp=float(st["score_temp"]),
-                                    initial_noise_scale=float(st["initial_noise_scale"]), guidance=guidance,
-                                    ddim=st["sampler"] == "ddim", device=self.device)
+        return vdm_ancestral_sample(self.net, n, length, steps=st.steps, seed=seed, score_temp=st.score_temp,
+                                    initial_noise_scale=st.initial_noise_scale, guidance=guidance,
+                                    ddim=st.sampler == "ddim", device=self.device)
 
-    def _record(self, st: dict[str, Any], guided: bool) -> dict[str, Any]:
-        rec = {"sampler": f"plaid_vdm_{st['sampler']}", "steps": st["sampling_steps"], "score_temp": st["score_temp"],
-               "initial_noise_scale": st["initial_noise_scale"], "precision": "float64"}
+    def _record(self, st: PlaidSettings, guided: bool) -> dict[str, Any]:
+        rec = {"sampler": f"plaid_vdm_{st.sampler}", "steps": st.steps, "score_temp": st.score_temp,
+               "initial_noise_scale": st.initial_noise_scale, "precision": "float64"}
         if guided:
-            rec["guidance_weight"] = st["guidance_weight"]
+            rec["guidance_weight"] = st.guidance_weight
         return rec
 
     def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
@@ -161,7 +151,7 @@ class PlaidModel(DiffusionLM):
         total = len(prompt) + int(length)
         if total > int(self.max_length):
             raise BadSpec(f"plaid: prefix + length = {total} exceeds the model's {self.max_length} positions")
-        guidance = prefix_guidance(prompt, float(st["guidance_weight"])) if prompt else []
+        guidance = prefix_guidance(prompt, st.guidance_weight) if prompt else []
         tokens, nfe = self._run_sampler(n, total, guidance, seed, st)
         gen = tokens[:, len(prompt):].tolist()
         return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), self._record(st, bool(prompt)))
@@ -170,7 +160,7 @@ class PlaidModel(DiffusionLM):
         from dlmbench.families.plaid.samplers import Guidance
 
         st = self._sample_settings(steps, settings)
-        w = float(st["guidance_weight"])
+        w = st.guidance_weight
         guidance = [Guidance(int(t), w, i) for i, t in enumerate(tokens) if t is not None]
         out, nfe = self._run_sampler(1, len(tokens), guidance, seed, st)
         filled = [int(t) if t is not None else int(o) for t, o in zip(tokens, out[0].tolist())]
@@ -179,7 +169,7 @@ class PlaidModel(DiffusionLM):
     def describe(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.net.parameters())
         return {"family": self.family, "bound": "upper", "checkpoint": str(self.folder),
-                "compute_dtype": str(self.net.model.compute_dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings}
+                "compute_dtype": str(self.net.model.compute_dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings.model_dump()}
 
 
 def _tokenizer_path(spec: ModelSpec, folder: Path) -> Path:
@@ -207,9 +197,7 @@ def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     """
     from dlmbench.families.plaid.backbone import MODULE_NAMES, load_plaid_modules
 
-    settings = check_settings("plaid", dict(spec.settings), SETTINGS)
-    if batch_size:
-        settings["batch_size"] = int(batch_size)
+    settings = load_settings(PlaidSettings, spec, batch_size)
     if spec.checkpoint.source != "local":
         raise CheckpointError(
             f"model {spec.name}: Plaid weights are not on a hub; set checkpoint: {{local: /path/to/plaid1b_weights}} "
@@ -233,4 +221,4 @@ def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     return PlaidModel(modules, tokenizer, spec=spec, device=dev, settings=settings, folder=folder)
 
 
-__all__ = ["PlaidModel", "PlaidTokenizer", "SETTINGS", "load_plaid"]
+__all__ = ["PlaidModel", "PlaidTokenizer", "load_plaid"]

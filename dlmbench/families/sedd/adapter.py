@@ -31,32 +31,17 @@ import torch
 
 from dlmbench.errors import CheckpointError, NotSupported
 from dlmbench.diffusion.schedules import GeometricNoise, LogLinearNoise, NoiseSchedule
+from dlmbench.families.sedd.settings import SAMPLERS, SEDDSettings
 from dlmbench.specs import ModelSpec
 from dlmbench.nets.dit_lm import DiTLM, load_dit_lm
 
-SETTINGS: dict[str, Any] = {
-    "batch_size": 8,  # rows (request x MC draw) per network call
-    "mc_samples": 32,  # MC draws of the DWDSE bound per request
-    "time_sampling": "iid",  # SEDD losses.get_loss_fn: t = (1 - eps) U + eps, i.i.d.
-    "sampling_eps": 1e-3,
-    "noise_eps": 1e-3,  # LogLinearNoise(eps=1e-3) of noise_lib.py
-    "greedy": "iterative_confidence",  # or one_shot_argmax
-    "sampler": "analytic",  # run_sample.py predictor
-    "steps": 1024,  # run_sample.py default
-    "sampler_eps": 1e-5,  # get_pc_sampler(eps=1e-5)
-    "denoise": True,  # final denoising step (sampled, mask column dropped)
-    "temperature": 1.0,
-    "top_p": None,
-    "precision": "float64",  # categorical draws; float32 = the reference's Gumbel noise
-    "semi_ar_stride": None,
-    "use_ema": True,  # training checkpoints: EMA weights (load_model_local / MDLM's sedd.ckpt)
-}
-SAMPLERS = ("analytic", "euler")
 
 
 class SEDDModel(DiTLM):
     family = "sedd"
     samplers = SAMPLERS
+    settings_type = SEDDSettings
+    settings: SEDDSettings
 
     @property
     def graph(self):
@@ -103,23 +88,23 @@ class SEDDModel(DiTLM):
         st = self.settings
         with torch.inference_mode():
             est = sedd_bound_mc(PositionalDenoiser(self._score, self._score), x0, score_mask, seeds, graph=self.graph, schedule=self.schedule,
-                                num_samples=int(st["mc_samples"]), time_sampling=str(st["time_sampling"]),
-                                sampling_eps=float(st["sampling_eps"]), batch_size=max(1, int(st["batch_size"])))
+                                num_samples=st.mc_samples, time_sampling=st.time_sampling,
+                                sampling_eps=st.sampling_eps, batch_size=st.batch_size)
         return est.mean, est.stderr, dict(est.settings)
 
     # -- sampling -----------------------------------------------------------------------------------
     def _sample_canvas(self, canvas, seeds, st):
         from dlmbench.families.sedd.samplers import sedd_sample
 
-        top_p, temp = st["top_p"], float(st["temperature"])
-        return sedd_sample(self._score if temp > 0 else self._argmax_score, canvas, graph=self.graph, schedule=self.schedule, steps=int(st["steps"]),
-                           predictor=str(st["sampler"]), seeds=seeds, eps=float(st["sampler_eps"]),
-                           denoise=bool(st["denoise"]), temperature=temp if temp > 0 else 1.0,
-                           top_p=None if top_p is None or float(top_p) >= 1 else float(top_p),
-                           precision=str(st["precision"]))
+        top_p, temp = st.top_p, st.temperature
+        return sedd_sample(self._score if temp > 0 else self._argmax_score, canvas, graph=self.graph, schedule=self.schedule, steps=st.steps,
+                           predictor=st.sampler, seeds=seeds, eps=st.sampler_eps,
+                           denoise=st.denoise, temperature=temp if temp > 0 else 1.0,
+                           top_p=None if top_p is None or top_p >= 1 else top_p,
+                           precision=st.precision)
 
-    def _sampler_record(self, st: dict[str, Any]) -> dict[str, Any]:
-        return {k: st[k] for k in ("sampler", "steps", "sampler_eps", "denoise", "temperature", "top_p", "precision")}
+    def _sampler_record(self, st: SEDDSettings) -> dict[str, Any]:
+        return {k: getattr(st, k) for k in ("sampler", "steps", "sampler_eps", "denoise", "temperature", "top_p", "precision")}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "graph": "absorb", "greedy_sigma": "masked_fraction"}
@@ -162,9 +147,8 @@ def load_sedd(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = 
     SEDD run's ``checkpoint.pth`` or the MDLM repo's ``sedd.ckpt``) and its tokenizer, with the card's settings."""
     from dlmbench.nets.dit_checkpoints import load_sedd_backbone
 
-    eps = float({**SETTINGS, **spec.settings}.get("noise_eps", SETTINGS["noise_eps"]))
-    return load_dit_lm(SEDDModel, spec, SETTINGS, load_sedd_backbone, device=device, batch_size=batch_size,
-                       check=lambda config, prov: sedd_schedule(config, prov, eps))  # type: ignore[return-value]
+    return load_dit_lm(SEDDModel, spec, load_sedd_backbone, device=device, batch_size=batch_size,
+                       check=lambda config, prov, settings: sedd_schedule(config, prov, settings.noise_eps))  # type: ignore[return-value]
 
 
-__all__ = ["SEDDModel", "SAMPLERS", "SETTINGS", "load_sedd", "sedd_schedule"]
+__all__ = ["SEDDModel", "SAMPLERS", "load_sedd", "sedd_schedule"]

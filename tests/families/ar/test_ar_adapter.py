@@ -15,7 +15,7 @@ import torch
 
 from dlmbench.families.ar.adapter import ARModel, Window, load_ar, pack_batches, plan_windows
 from dlmbench.interface import ScoreRequest
-from dlmbench.errors import BadSpec, CheckpointError, NotSupported, UnknownName
+from dlmbench.errors import BadSetting, BadSpec, CheckpointError, NotSupported
 from dlmbench.specs import CheckpointRef, ModelSpec
 
 CTX = 32  # n_positions of the tiny model
@@ -276,20 +276,30 @@ def test_sample_cost_and_errors(ar):
     assert out.nfe == 4 and len(out.tokens[0]) == 4
     with pytest.raises(BadSpec):
         ar.sample(1, CTX + 5, prefix=[1])
-    with pytest.raises(UnknownName):
+    with pytest.raises(BadSetting, match="ar sampling: unknown setting 'temprature'; did you mean 'temperature'"):
         ar.sample(1, 4, prefix=[1], temprature=0.5)
+    with pytest.raises(BadSetting, match="ar sampling: unknown setting 'batch_size'"):  # not a per-call setting
+        ar.sample(1, 4, prefix=[1], batch_size=2)
+    with pytest.raises(BadSetting, match="'temperature' = -1 is not allowed"):
+        ar.sample(1, 4, prefix=[1], temperature=-1)
+    with pytest.raises(BadSetting, match="'precision' = 'float16' is not allowed"):
+        ar.sample(1, 4, prefix=[1], precision="float16")
     with pytest.raises(NotSupported):
         ar.infill([1, None, 3])
 
 
 def test_settings_unknown_name_and_describe(tiny_folder, ar):
-    with pytest.raises(UnknownName, match="did you mean 'stride'"):
+    with pytest.raises(BadSetting, match="unknown setting 'strde'; did you mean 'stride'"):
         load_ar(_spec(tiny_folder, strde=4))
+    with pytest.raises(BadSetting, match=f"'max_length' = 100000 is not allowed: the model has {CTX} positions"):
+        load_ar(_spec(tiny_folder, max_length=100000))
+    with pytest.raises(BadSetting, match=f"'stride' = {CTX + 1} is not allowed: at most max_length = {CTX}"):
+        load_ar(_spec(tiny_folder, stride=CTX + 1))
     d = ar.describe()
     assert d["family"] == "ar" and d["bound"] == "exact" and d["dtype"] == "float32"
     assert d["n_params"] == sum(p.numel() for p in ar.model.parameters())
     assert d["max_length"] == CTX and d["checkpoint"].startswith("local:")
-    assert set(ARModel.SETTINGS) <= set(d)
+    assert set(ARModel.settings_type.model_fields) <= set(d)
 
 
 def test_empty_fast_tokenizer_is_rejected(tmp_path, tiny_folder):

@@ -57,7 +57,7 @@ def test_sliding_window_equals_per_token_conditionals(smol):
     from dlmbench.families.ar.adapter import ARModel
 
     short = ARModel(smol.model, smol.tokenizer, spec=smol.spec, device=smol.device,
-                    settings={**smol.settings, "max_length": 8, "stride": 3})
+                    settings=smol.settings.model_copy(update={"max_length": 8, "stride": 3}))
     ids = smol.tokenizer.encode(SENTENCES[2])
     res = short.nll([ids, smol.tokenizer.encode(SENTENCES[0])])
     full = [0] + ids

@@ -10,7 +10,7 @@ from dlmbench.families.llada.backbone import MASK_ID
 from dlmbench.families.llada.writer import write_tiny_llada
 from dlmbench.interface import ScoreRequest
 from dlmbench.families.llada.adapter import load_llada
-from dlmbench.errors import BadSpec, UnknownName
+from dlmbench.errors import BadSetting, BadSpec
 from dlmbench.specs import ModelSpec
 
 
@@ -85,7 +85,7 @@ def test_greedy_check_agrees_with_direct_argmax_for_one_token(tiny):
 
 def test_unknown_setting_is_did_you_mean(tiny):
     spec, _ = tiny
-    with pytest.raises(UnknownName, match="did you mean 'mc_samples'"):
+    with pytest.raises(BadSetting, match="unknown setting 'mc_sample'; did you mean 'mc_samples'"):
         load_llada(spec.with_settings({"mc_sample": 3}))
 
 
@@ -104,7 +104,7 @@ def test_float32_scoring_agrees_with_float64_on_the_same_draws(tiny):
 
 def test_bad_score_precision_is_one_line(tiny):
     spec, _ = tiny
-    with pytest.raises(UnknownName, match="score_precision 'float16'"):
+    with pytest.raises(BadSetting, match="'score_precision' = 'float16' is not allowed"):
         load_llada(spec.with_settings({"score_precision": "float16"}))
 
 

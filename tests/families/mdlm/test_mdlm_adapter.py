@@ -15,7 +15,7 @@ from tiny_dit import make_tiny, request_row, write_card
 from dlmbench.families import load_model
 from dlmbench.nets.dit import mdlm_subs_log_probs
 from dlmbench.interface import ScoreRequest
-from dlmbench.errors import BadSpec, CheckpointError, UnknownName
+from dlmbench.errors import BadSetting, CheckpointError
 from dlmbench.diffusion.masked import mdlm_nelbo_mc
 from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.registry import Registry
@@ -124,10 +124,12 @@ def test_greedy_variants_against_direct_decodes(tiny, variant):
 
 def test_unknown_greedy_variant_and_setting_fail_with_did_you_mean(tiny):
     _, spec, model = tiny
-    with pytest.raises(UnknownName, match="did you mean 'mc_samples'"):
+    with pytest.raises(BadSetting, match="unknown setting 'mc_sample'; did you mean 'mc_samples'"):
         load_model(spec.with_settings({"mc_sample": 3}))
-    with pytest.raises(UnknownName, match="did you mean 'first_hitting'"):
+    with pytest.raises(BadSetting, match="mdlm sampling: setting 'sampler' = 'first_hiting' is not allowed: .*'first_hitting'"):
         model.sample(1, 4, sampler="first_hiting")
+    with pytest.raises(BadSetting, match="mdlm sampling: unknown setting 'temprature'; did you mean 'temperature'"):
+        model.infill([1, None, 3], temprature=0.5)
 
 
 @pytest.mark.parametrize("sampler", ["ddpm_cache", "ddpm", "first_hitting"])
@@ -155,10 +157,15 @@ def test_sampling_settings_are_recorded_and_checked(tiny):
     _, _, model = tiny
     out = model.sample(2, 8, steps=4, seed=1, top_p=0.9, precision="float32", temperature=0.8)
     assert (out.settings["top_p"], out.settings["precision"], out.settings["temperature"]) == (0.9, "float32", 0.8)
-    with pytest.raises(UnknownName):
+    with pytest.raises(BadSetting, match="'precision' = 'float16' is not allowed"):
         model.sample(1, 4, precision="float16")
-    with pytest.raises(BadSpec):
+    with pytest.raises(BadSetting, match="'top_p' = 1.5 is not allowed"):
         model.sample(1, 4, top_p=1.5)
+    with pytest.raises(BadSetting, match="'temperature' = -1 is not allowed"):
+        model.sample(1, 4, temperature=-1)
+    with pytest.raises(BadSetting, match="'steps' = 0 is not allowed"):
+        model.sample(1, 4, steps=0)
+    assert model.settings.temperature == 1.0  # a per-call override leaves the model's settings as they were
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "first_hitting"])

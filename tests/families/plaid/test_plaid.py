@@ -20,7 +20,7 @@ from dlmbench.families.plaid.backbone import (
 from dlmbench.families.plaid.writer import random_plaid_modules, tiny_plaid_config, write_tiny_plaid
 from dlmbench.interface import ScoreRequest
 from dlmbench.families.plaid.adapter import load_plaid
-from dlmbench.errors import CheckpointError, UnknownName
+from dlmbench.errors import BadSetting, CheckpointError
 from dlmbench.families.plaid.estimator import plaid_vlb_mc
 from dlmbench.families.plaid.samplers import vdm_ancestral_sample
 from dlmbench.specs import ModelSpec
@@ -122,7 +122,7 @@ def test_wrong_shapes_are_one_line_errors(tmp_path):
 
 def test_unknown_setting_suggests_the_name(tmp_path):
     write_tiny_plaid(tmp_path)
-    with pytest.raises(UnknownName, match="did you mean 'mc_samples'"):
+    with pytest.raises(BadSetting, match="unknown setting 'mc_sampels'; did you mean 'mc_samples'"):
         load_plaid(_spec(tmp_path, mc_sampels=4))
 
 
@@ -375,7 +375,7 @@ def test_sampler_with_the_oracle_reproduces_the_data_distribution():
 
 def test_sampler_is_deterministic_and_per_sample_seeded(tmp_path):
     write_tiny_plaid(tmp_path)
-    model = load_plaid(_spec(tmp_path, sampling_steps=12))
+    model = load_plaid(_spec(tmp_path, steps=12))
     a = model.sample(3, 6, seed=5)
     b = model.sample(3, 6, seed=5)
     c = model.sample(2, 6, seed=5)
@@ -388,6 +388,14 @@ def test_sampler_is_deterministic_and_per_sample_seeded(tmp_path):
     assert all(len(t) == 4 for t in pre.tokens) and pre.settings["guidance_weight"] == 2.0
     filled = model.infill([40, None, None, 41], seed=1)
     assert filled.tokens[0][0] == 40 and filled.tokens[0][3] == 41
+    # the old name of steps (cards, --set, per call) gives the same samples
+    old = load_plaid(_spec(tmp_path, sampling_steps=12))
+    assert old.settings.steps == 12 and old.sample(3, 6, seed=5).tokens == a.tokens
+    assert model.sample(3, 6, seed=5, sampling_steps=12).tokens == a.tokens
+    with pytest.raises(BadSetting, match="plaid sampling: setting 'sampler' = 'euler' is not allowed"):
+        model.sample(1, 4, sampler="euler")
+    with pytest.raises(BadSetting, match="'score_temp' = 0 is not allowed"):
+        model.infill([40, None], score_temp=0)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -403,7 +411,7 @@ def test_adapter_nll_is_seeded_per_request_and_labelled_upper(tmp_path):
     r1 = model.nll(seqs, seeds=[1, 2])
     assert r1.bound == "upper" and r1.mc_samples == 6 and list(r1.n_tokens) == [len(s) for s in seqs]
     assert np.all(np.isfinite(r1.stderr)) and np.all(r1.nll > 0)
-    model.settings["batch_size"] = 1
+    model.settings = model.settings.model_copy(update={"batch_size": 1})
     r2 = model.nll(seqs[::-1], seeds=[2, 1])
     np.testing.assert_allclose(r1.nll, r2.nll[::-1], rtol=1e-6)
     cond = model.conditional_nll([ScoreRequest(tuple(seqs[0][:4]), tuple(seqs[0][4:]), 3)])

@@ -15,7 +15,7 @@ import dlmbench
 from dlmbench.families import load_model
 from dlmbench.nets.dit import sedd_log_score
 from dlmbench.interface import ScoreRequest
-from dlmbench.errors import CheckpointError, UnknownName
+from dlmbench.errors import BadSetting, CheckpointError
 from dlmbench.families.sedd.estimator import AbsorbingGraph, sedd_bound_mc
 from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.registry import Registry
@@ -153,7 +153,7 @@ def test_sampling_settings_recorded_and_unknown_sampler(tiny):
     _, _, model = tiny
     out = model.sample(2, 8, steps=3, seed=1, top_p=0.8, precision="float32")
     assert (out.settings["top_p"], out.settings["precision"], out.settings["steps"]) == (0.8, "float32", 3)
-    with pytest.raises(UnknownName, match="did you mean 'euler'"):
+    with pytest.raises(BadSetting, match="sedd sampling: setting 'sampler' = 'eular' is not allowed: Input should be 'analytic' or 'euler'"):
         model.sample(1, 4, sampler="eular")
 
 

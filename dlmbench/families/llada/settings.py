@@ -1,0 +1,44 @@
+"""LLaDA's typed settings (the family table names this class: :mod:`dlmbench.plugins`).
+
+Defaults follow the LLaDA reference (https://github.com/ML-GSAI/LLaDA: ``get_log_likelihood.py`` with
+``mc_num=128`` and ``cfg_scale=0``; ``generate.py`` with ``steps=128``, ``block_length=32``,
+``remasking='low_confidence'`` and ``temperature=0``). ``score_precision`` is dlmbench's own choice for the
+likelihood bound's normalisation (see :meth:`dlmbench.families.llada.adapter.LLaDAModel._guided_log_probs`).
+No torch import here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dlmbench.diffusion.settings import BATCH_SIZE_DOC, PRECISION_DOC, GreedyMethod, Precision
+from dlmbench.specs.settings import Settings
+
+Remasking = Literal["low_confidence", "random"]
+
+
+class LLaDASettings(Settings):
+    """Settings of a LLaDA model card (``settings:``) or ``--set``."""
+
+    batch_size: int = Field(8, ge=1, description=BATCH_SIZE_DOC)
+    mc_samples: int = Field(128, ge=1, description="Monte Carlo draws of the bound per request (get_log_likelihood.py mc_num)")
+    cfg: float = Field(0.0, ge=0.0, description="classifier-free guidance scale w >= 0 (0: off; w > 0 is no longer a bound)")
+    greedy: GreedyMethod = Field(
+        "iterative_confidence", description="greedy check: iterative_confidence (suffix_greedy_prediction) or one_shot_argmax"
+    )
+    steps: int = Field(128, ge=1, description="sampling steps, a multiple of the number of blocks")
+    gen_length: int | None = Field(
+        None, ge=1, description="lm-eval bridge: generate this many tokens for every request (null: the request's max_gen_toks)"
+    )
+    block_length: int | None = Field(32, ge=1, description="semi-autoregressive block length (null: one block)")
+    remasking: Remasking = Field("low_confidence", description="which predictions are re-masked: low_confidence or random")
+    temperature: float = Field(0.0, ge=0.0, description="sampling temperature, >= 0 (0: argmax tokens)")
+    precision: Precision = Field("float64", description=PRECISION_DOC)
+    score_precision: Literal["float32", "float64"] = Field(
+        "float32", description="dtype of the bound's and greedy check's log-softmax: float32 (in place) or float64"
+    )
+
+
+__all__ = ["LLaDASettings", "Remasking"]

@@ -1,0 +1,32 @@
+"""SEDD's typed settings (the family table names this class: :mod:`dlmbench.plugins`).
+
+Fields shared with MDLM come from :class:`dlmbench.diffusion.settings.CanvasSettings`; SEDD changes the
+defaults that differ in its reference (https://github.com/louaaron/Score-Entropy-Discrete-Diffusion:
+``losses.get_loss_fn`` draws ``t`` i.i.d.; ``run_sample.py`` uses the ``analytic`` predictor with 1024 steps and a
+final denoising step) and adds ``denoise``. No torch import here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field
+
+from dlmbench.diffusion.settings import CanvasSettings, TimeSampling
+
+Sampler = Literal["analytic", "euler"]
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
+
+
+class SEDDSettings(CanvasSettings):
+    """Settings of a SEDD model card (``settings:``) or ``--set``."""
+
+    time_sampling: TimeSampling = Field(
+        "iid", description="how the draws' times t are coupled: iid (SEDD's loss), antithetic, stratified, systematic"
+    )
+    sampler: Sampler = Field("analytic", description="predictor: analytic (Tweedie tau-leaping, run_sample.py) or euler")
+    steps: int = Field(1024, ge=1, description="sampling steps (run_sample.py default: 1024)")
+    denoise: bool = Field(True, description="final denoising step that samples the masks left after the last step")
+
+
+__all__ = ["SAMPLERS", "SEDDSettings", "Sampler"]
