@@ -82,6 +82,12 @@ COMMON_TASK_SETTINGS: dict[str, Any] = {"regress": None}
 # own registry when the run is resolved (so ``--specs`` folders count, a typo fails before any work, and the
 # card travels with the job to other processes and machines), stored as ``<setting>_card``
 MODEL_CARD_SETTINGS: dict[str, tuple[str, ...]] = {"genppl": ("eval_model",), "mauve": ("featurizer",)}
+# what the family of such a card must offer (dlmbench.plugins.CAPABILITIES), checked through the family table when
+# the run is resolved, before any model loads: gen-PPL scores samples with exact likelihoods; MAUVE reads hidden states
+MODEL_CARD_NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "genppl": {"eval_model": ("nll", "exact_likelihood")},
+    "mauve": {"featurizer": ("hidden_states",)},
+}
 
 
 def attach_model_cards(task: Any, registry: Any) -> Any:
@@ -89,13 +95,17 @@ def attach_model_cards(task: Any, registry: Any) -> Any:
     setting of its type."""
     import dataclasses
 
+    from dlmbench.plugins import require
+
     names = MODEL_CARD_SETTINGS.get(task.type, ())
     if not names:
         return task
     extra = {}
     for key in names:
         name = task.settings.get(key, TASK_SETTINGS[task.type][key])
-        card = registry.model(str(name)).to_dict()
+        spec = registry.model(str(name))
+        require(spec.family, MODEL_CARD_NEEDS.get(task.type, {}).get(key, ()), f"task {task.name}: {key} {name}")
+        card = spec.to_dict()
         card.pop("description", None)
         extra[f"{key}_card"] = card
     return dataclasses.replace(task, settings={**task.settings, **extra})
