@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    ls = sub.add_parser("list", help="list the known models or tasks")
-    ls.add_argument("what", choices=["models", "tasks"])
+    ls = sub.add_parser("list", help="list the known models, tasks or model families")
+    ls.add_argument("what", choices=["models", "tasks", "families"])
 
     show = sub.add_parser("show", help="print one model or task card, resolved")
     show.add_argument("what", choices=["model", "task"])
@@ -238,6 +238,13 @@ def _split(names: str) -> list[str]:
 def cmd_list(args) -> int:
     from dlmbench.registry import Registry
 
+    if args.what == "families":  # the family table (built-ins, then entry-point plugins); no cards needed
+        from dlmbench.plugins import families
+
+        for f in families():
+            origin = "" if f.origin == "dlmbench" else f"  [{f.origin}]"
+            print(f"{f.name:<8} {','.join(sorted(f.capabilities)):<66} {f.description}{origin}")
+        return 0
     reg = Registry.default(args.specs)
     if args.what == "models":
         for name in reg.model_names():
