@@ -240,13 +240,13 @@ def _split(names: str) -> list[str]:
 def cmd_list(args) -> int:
     from dlmbench.registry import Registry
 
-    if args.what == "families":
-        from dlmbench.plugins import family, family_names
+    if args.what == "families":  # the family table (built-ins, then entry-point plugins); no cards needed
+        from dlmbench.plugins import families
 
-        for name in family_names():
-            fam = family(name)
-            settings = fam.settings.split(":")[-1] if fam.settings else "-"
-            print(f"{name:<8} settings {settings:<18} {', '.join(sorted(fam.capabilities))}")
+        for f in families():
+            origin = "" if f.origin == "dlmbench" else f"  [{f.origin}]"
+            settings = f.settings.split(":")[-1] if f.settings else "-"
+            print(f"{f.name:<8} {settings:<15} {','.join(sorted(f.capabilities)):<66} {f.description}{origin}")
         return 0
     if args.what == "task-types":
         from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields

@@ -18,6 +18,10 @@ question               autoregressive (any HF causal LM)            diffusion (M
 All token inputs are lists of integer ids in the model's own tokenizer; tasks tokenize with
 ``model.tokenizer``. All returned numbers are float64 numpy arrays, in nats.
 
+What a model can do beyond the four questions is a set of capabilities (``exact_likelihood``, ``infill``,
+``left_to_right``, ...; :data:`dlmbench.plugins.CAPABILITIES`), filled from the family table when the
+model is loaded; a task asks :meth:`LanguageModel.supports`, never ``model.family``.
+
 Randomness is per request: every request carries its own ``seed`` (derived by the task from the run
 seed and the request's identity with :func:`dlmbench.seeding.request_seed`), so a number never depends
 on batch size, request order or worker count, and nothing uses global RNG state.
@@ -160,6 +164,9 @@ class LanguageModel(abc.ABC):
 
     family: str = "?"
     bound: Bound = "exact"
+    # what this adapter answers (dlmbench.plugins.CAPABILITIES); load_model stamps its family's set here,
+    # an adapter built directly falls back to the family table (see supports)
+    capabilities: frozenset[str] | None = None
     tokenizer: Tokenizer
     max_length: int | None = None
     settings: dict[str, Any]
@@ -195,6 +202,20 @@ class LanguageModel(abc.ABC):
         raise NotSupported(
             f"{self.family} models cannot infill (they only generate left to right); use a diffusion model"
         )
+
+    def supports(self, capability: str) -> bool:
+        """Whether this model offers ``capability`` (one of :data:`dlmbench.plugins.CAPABILITIES`; an unknown
+        name is an error). Tasks ask this, never the family name."""
+        from dlmbench.plugins import CAPABILITIES, family_names, family
+
+        if capability not in CAPABILITIES:
+            from dlmbench.errors import UnknownName
+
+            raise UnknownName("capability", capability, sorted(CAPABILITIES))
+        caps = self.capabilities
+        if caps is None:
+            caps = family(self.family).capabilities if self.family in family_names() else frozenset()
+        return capability in caps
 
     def describe(self) -> dict[str, Any]:
         """Provenance of this adapter for result rows (family, checkpoint, dtype, settings)."""

@@ -287,7 +287,7 @@ def _ll_kind(bound: str) -> str:
 
 
 def _load_named(name: str, *, device: str | None, batch_size: Any, specs: str | None, settings: dict[str, Any]) -> LanguageModel:
-    from dlmbench.families import load_model
+    from dlmbench.plugins import load_model
     from dlmbench.registry import Registry
 
     folders = [s for s in (specs or "").split(";") if s.strip()]

@@ -120,9 +120,15 @@ def attach_model_cards(task: TaskSpec, registry: Registry) -> TaskSpec:
     names = type(task.typed_settings).model_card_fields
     if not names:
         return task
+    from dlmbench.plugins import require
+    from dlmbench.tasks.registry import MODEL_CARD_NEEDS
+
     extra = {}
     for key in names:
-        card = registry.model(str(getattr(task.typed_settings, key))).to_dict()
+        name = str(getattr(task.typed_settings, key))
+        spec = registry.model(name)
+        require(spec.family, MODEL_CARD_NEEDS.get(task.type, {}).get(key, ()), f"task {task.name}: {key} {name}")
+        card = spec.to_dict()
         card.pop("description", None)
         extra[f"{key}_card"] = card
     return dataclasses.replace(task, settings={**task.settings, **extra})

@@ -81,9 +81,9 @@ def score_samples(evaluator: LanguageModel, gen_tokenizer, samples: list[list[in
 
 def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
     from dlmbench import metrics
-    from dlmbench.families import load_model
     from dlmbench.data.sources import load_texts
-    from dlmbench.tasks.registry import model_card_setting
+    from dlmbench.plugins import load_model, require
+    from dlmbench.tasks.registry import MODEL_CARD_NEEDS, model_card_setting
 
     st = task.typed_settings
     n = limit or st.n_samples
@@ -97,8 +97,7 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
 
     eval_name = st.eval_model
     eval_spec = model_card_setting(st, "eval_model")
-    if eval_spec.family != "ar":
-        raise BadSpec(f"gen-PPL eval_model must be an autoregressive model card, {eval_name} is {eval_spec.family}")
+    require(eval_spec.family, MODEL_CARD_NEEDS["genppl"]["eval_model"], f"gen-PPL eval_model {eval_name}")
     evaluator = load_model(eval_spec)
     gen_ppl, nll, ntok = score_samples(evaluator, model.tokenizer, samples, convention)
 

@@ -145,13 +145,12 @@ def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]
 
 
 def _load_featurizer(model: LanguageModel, settings: MauveSettings) -> tuple[LanguageModel, Any]:
-    from dlmbench.families import load_model
-    from dlmbench.tasks.registry import model_card_setting
+    from dlmbench.plugins import load_model, require
+    from dlmbench.tasks.registry import MODEL_CARD_NEEDS, model_card_setting
 
     name = settings.featurizer
     spec = model_card_setting(settings, "featurizer")
-    if spec.family != "ar":
-        raise BadSpec(f"the MAUVE featurizer must be an autoregressive model card; {name} is {spec.family}")
+    require(spec.family, MODEL_CARD_NEEDS["mauve"]["featurizer"], f"the MAUVE featurizer {name}")
     own = getattr(model, "spec", None)
     if own is not None and getattr(own, "name", None) == spec.name and own == spec:
         return model, spec

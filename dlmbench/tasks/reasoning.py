@@ -11,11 +11,12 @@ examples; ``source: local``/``url`` reads a fixed JSONL file instead.
 
 Prompt layout: with the 31-token character tokenizer of the reference, ``src + [SEP]`` and the target
 ``tgt + [EOS]`` (``layout.py``); with any other tokenizer, ``src`` followed by ``prompt_suffix``
-(default ``"="``). Decoding: AR greedy (temperature 0) by default; diffusion models use the ``sampler``
-setting; by default (``mdm_decoding: reference``) a diffusion model that offers it (MDLM) uses the reference's
-easy-first top-k decoding, 20 steps, ``stochastic0.5-linear``. AR predictions are cut at the first EOS (HF
-``generate`` stops there); diffusion predictions keep every non-special token of the canvas, as the
-reference's ``compute_acc`` does.
+(default ``"="``). Decoding is chosen by what the model can do (:meth:`~dlmbench.interface.LanguageModel.supports`),
+never by its family name: a ``left_to_right`` model (AR) decodes greedily (temperature 0) by default; other
+models use the ``sampler`` setting, and by default (``mdm_decoding: reference``) a model with ``topk_decoding``
+(MDLM) uses the reference's easy-first top-k decoding, 20 steps, ``stochastic0.5-linear``. Predictions of a
+``left_to_right`` model are cut at the first EOS (HF ``generate`` stops there); canvas predictions keep every
+non-special token, as the reference's ``compute_acc`` does.
 """
 
 from __future__ import annotations
@@ -108,10 +109,11 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
     key, _ = _variant_kwargs(problem, ds.name)
     lengths = LENGTHS[key]
     max_new = st.max_new_tokens or lengths.max_new_tokens
-    sampler = {"temperature": 0.0, **st.sampler} if model.family == "ar" else dict(st.sampler)
+    left_to_right = model.supports("left_to_right")
+    sampler = {"temperature": 0.0, **st.sampler} if left_to_right else dict(st.sampler)
     steps = st.steps
     decoding = st.mdm_decoding
-    if model.family != "ar" and not sampler and decoding == "reference" and "topk" in getattr(model, "samplers", ()):
+    if not sampler and decoding == "reference" and model.supports("topk_decoding"):
         sampler = {"sampler": "topk", "topk_strategy": REFERENCE_TOPK_STRATEGY}
         steps = REFERENCE_MDM_STEPS if steps is None else steps
     tok = model.tokenizer
@@ -129,9 +131,9 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
         nfe += out.nfe
         gen = list(out.tokens[0])
         if char:
-            pred = prediction_text(tok, gen, cut_at_eos=(model.family == "ar"))
+            pred = prediction_text(tok, gen, cut_at_eos=left_to_right)
         else:
-            if model.family == "ar":
+            if left_to_right:
                 gen = until_eos(gen, tok.eos_id)
             pred = tok.decode(gen).strip().split("\n")[0]
         f_ok, s_ok = bool(mod.verify_faithful(pred, ex)), bool(mod.verify_strict(pred, ex))

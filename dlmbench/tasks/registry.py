@@ -22,6 +22,15 @@ _RUNNERS = {
 }
 
 
+# what the family of a card named by a task setting must offer (dlmbench.plugins.CAPABILITIES), checked through the
+# family table when the run is resolved, before any model loads: gen-PPL scores samples with exact likelihoods;
+# MAUVE reads hidden states
+MODEL_CARD_NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "genppl": {"eval_model": ("nll", "exact_likelihood")},
+    "mauve": {"featurizer": ("hidden_states",)},
+}
+
+
 def model_card_setting(settings: Any, key: str) -> Any:
     """The :class:`~dlmbench.specs.ModelSpec` a task setting names: the card resolved with the run
     (``<key>_card``), else looked up by name in the default registry (a task called directly)."""

@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
+from dlmbench.plugins import family
 from dlmbench.registry import PACKAGE_CARDS
+from dlmbench.zoo import recipe
 from dlmbench.zoo.configs import ZooConfig, get_config
 from dlmbench.zoo.corpus import corpus_tokenizer, load_corpus
-from dlmbench.zoo.writers import tokenizer_subfolder
 
 DEFAULT_ROOT = PACKAGE_CARDS / "models"
 
@@ -54,43 +55,23 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("mdlm", "cd3", "cd3"),
 )
 
-_FAMILY_TEXT = {
-    "ar": "GPT-2 architecture (causal, learned positions, untied head), trained with cross-entropy",
-    "mdlm": "MDLM DiT (bidirectional, rotary, adaLN; not time-conditioned like mdlm-owt), trained with the MDLM NELBO",
-    "sedd": "SEDD DiT (time-conditioned, scale_by_sigma, absorbing graph), trained with score entropy",
-    "llada": ("LLaDA-style bidirectional LLaMA (RMSNorm, SwiGLU, rotary), trained with LLaDA's masked bound; its "
-              "special ids are those of its own BPE (<|endoftext|> 0 as BOS/EOS, <|mdm_mask|> = last id, also in "
-              "config.json mask_token_id), not the 8B tokenizer's 126080/126081/126336"),
-    "plaid": ("Plaid (continuous diffusion over unit-norm token embeddings, learned noise schedule and gamma bounds, "
-              "self-conditioning; saved as the four state dicts of the plaid1b release), trained with Plaid's own loss; "
-              "no BOS: its rows are the verse's tokens, all scored, as the kjv task scores Plaid"),
-}
-
-
-# adapter settings of the zoo cards: the published cards' estimators, fewer MC draws and sampling steps for
-# 128-token models (names as in mdlm-owt.yaml / sedd-small.yaml / llada-8b-base.yaml)
-CARD_SETTINGS: dict[str, dict[str, Any]] = {
-    "ar": {"batch_size": 16},
-    "mdlm": {"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
-    "sedd": {"batch_size": 16, "mc_samples": 32, "time_sampling": "iid", "sampling_eps": 0.001, "steps": 128},
-    "llada": {"batch_size": 16, "mc_samples": 32, "steps": 128},
-    "plaid": {"batch_size": 16, "mc_samples": 32, "steps": 256, "greedy_steps": 64},
-}
-
 
 def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
+    """The model card of a trained zoo model: its recipe's network text and card settings, the training facts."""
     cfg = info["config"]
+    rec = recipe(entry.family)
+    exact = family(entry.family).has("exact_likelihood")
     held = info.get("heldout")
-    held_txt = (f" Held-out ({info.get('heldout_corpus', '')}) per-token {'NLL' if entry.family == 'ar' else 'bound'} "
+    held_txt = (f" Held-out ({info.get('heldout_corpus', '')}) per-token {'NLL' if exact else 'bound'} "
                 f"at the end of training: {held['nll_per_token']:.4f} ± {held['stderr']:.4f} nats "
                 f"(trainer's own estimate, {held['n_rows']} rows; dlmbench run gives the reported numbers).") if held else ""
     budget = (f"Stopped by its wall-clock budget of {cfg['max_seconds']:g} s (learning rate annealed over that budget), "
               "so a rebuild reaches a machine-dependent step count; a pure step budget (--seconds 0) is bit-reproducible. "
               if info.get("stopped_by") == "max_seconds" else "")
     description = (
-        f"dlmbench reference zoo: {_FAMILY_TEXT[entry.family]}. {info['n_params']:,} parameters "
+        f"dlmbench reference zoo: {rec.text}. {info['n_params']:,} parameters "
         f"(d={cfg['d_model']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, context {cfg['max_len']}, "
-        + (f"{cfg['embed_dim']}-dim token embeddings, " if entry.family == "plaid" else "")
+        + rec.size_note.format(**cfg)
         + f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
         f"Data: {info['corpus_description']}. "
         f"Trained {info['steps']} steps ({info['tokens_trained']:,} tokens, {info['epochs']} epochs, batches of "
@@ -105,10 +86,10 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
         "family": entry.family,
         "description": description,
         "checkpoint": {"local": f"zoo/{entry.name}"},
-        "tokenizer": {"local": str(Path("zoo", entry.name, tokenizer_subfolder(entry.family)))},
+        "tokenizer": {"local": str(Path("zoo", entry.name, rec.tokenizer_subfolder))},
         "dtype": "float32",
         "max_length": int(cfg["max_len"]),
-        "settings": dict(CARD_SETTINGS[entry.family]),
+        "settings": dict(rec.card_settings),
     }
 
 
@@ -138,7 +119,8 @@ def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_R
     if corpus.heldout:
         t0 = time.perf_counter()
         info["heldout"] = heldout_loss(res, list(corpus.heldout), cfg.max_len,
-                                       samples=1 if entry.family == "ar" else heldout_samples, corpus=corpus)
+                                       samples=1 if family(entry.family).has("exact_likelihood") else heldout_samples,
+                                       corpus=corpus)
         info["heldout_corpus"] = {"kjv": "the kjv task's verses", "cd3": "the countdown-cd3 test split, answers given prompts"}.get(
             entry.corpus, "held-out part")
         info["heldout_seconds"] = round(time.perf_counter() - t0, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlmbench.zoo import FAMILIES
 from dlmbench.zoo.configs import CONFIGS
 from dlmbench.zoo.corpus import CORPORA
 
@@ -28,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     tr = sub.add_parser("train", help="train one family on one corpus and write its checkpoint and card")
-    tr.add_argument("family", choices=FAMILIES)
+    tr.add_argument("family", metavar="FAMILY",
+                    help="a family whose record in the family table names a zoo recipe (dlmbench list families)")
     tr.add_argument("--corpus", default="kjv", choices=CORPORA, help="training corpus (default kjv)")
     common(tr)
     bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style, Plaid on KJV; AR and MDLM on reversal "
@@ -62,8 +62,10 @@ def run(args) -> int:
                   f"{f(r['train_seconds']):>8} {f(r['n_params'], ','):>10} {f(r['heldout_nll'], '.4f'):>8}")
         return 0
     if args.zoo_command == "train":
+        from dlmbench.zoo import recipe
         from dlmbench.zoo.build import ZOO
 
+        recipe(args.family)  # an unknown family, or one the zoo cannot train: one line, before any work
         own = next((e.config for e in ZOO if (e.family, e.corpus) == (args.family, args.corpus)), "tiny")
         cfg = get_config(args.config or own, **_overrides(args))
         train_entry(ZooEntry(args.family, args.corpus, cfg.name), cfg, root=root, progress=not args.no_progress)

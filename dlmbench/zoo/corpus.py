@@ -38,10 +38,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from dlmbench.errors import BadSpec, DatasetUnavailable
+
+if TYPE_CHECKING:
+    import torch
 
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
@@ -302,6 +304,8 @@ class BatchStream:
         self.epoch, self.tokens_seen = 0, 0
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        import torch  # here, so that the CLI (which imports this module for its --corpus choices) starts without torch
+
         while True:
             rng = random.Random(self.seed * 1_000_003 + self.epoch)
             for idx in length_batches([len(r) for r in self.rows], self.batch_tokens, rng):

@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlmbench.zoo import recipe
 from dlmbench.zoo.configs import ZooConfig
 from dlmbench.zoo.corpus import BOS, MASK, BatchStream, Corpus, corpus_rows, corpus_tokenizer, with_mask_token
 from dlmbench.zoo.writers import build_network, n_params, seeded, write_checkpoint
@@ -298,16 +298,11 @@ def _plaid_param_groups(net: nn.Module, cfg: ZooConfig) -> list[dict[str, Any]]:
     ]
 
 
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "ar": ar_loss, "mdlm": mdlm_loss, "sedd": sedd_loss, "llada": llada_loss, "plaid": plaid_loss,
-}
-
-
 def family_corpus(family: str, corpus: Corpus) -> Corpus:
-    """The corpus as ``family`` is trained and scored on it: Plaid's rows carry no BOS."""
+    """The corpus as ``family`` is trained and scored on it: a recipe without BOS (Plaid) gets rows without one."""
     import dataclasses
 
-    return dataclasses.replace(corpus, bos=False) if family == "plaid" else corpus
+    return corpus if recipe(family).bos else dataclasses.replace(corpus, bos=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,13 +342,14 @@ def lr_at(step: int, cfg: ZooConfig, elapsed: float = 0.0) -> float:
 
 def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) -> tuple[Any, list[list[int]], LossContext, nn.Module]:
     """Tokenizer (trained if not given), training rows, loss context and the seeded initial network."""
+    rec = recipe(family)
     tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
-    if family == "llada" and tok.token_to_id(MASK) is None:
+    if rec.mask == "in_vocab" and tok.token_to_id(MASK) is None:
         tok = with_mask_token(tok)
     rows = corpus_rows(tok, family_corpus(family, corpus), corpus.train, cfg.max_len)
     n_tokens, bos = tok.get_vocab_size(), tok.token_to_id(BOS)
-    mask_id = tok.token_to_id(MASK) if family == "llada" else (n_tokens if family in ("mdlm", "sedd") else None)
-    ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len, score_first=family == "plaid",
+    mask_id = {"in_vocab": tok.token_to_id(MASK), "appended": n_tokens}.get(rec.mask)
+    ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len, score_first=not rec.bos,
                       bias_warmup_steps=cfg.bias_warmup_steps)
     with seeded(cfg.seed):
         net = build_network(family, cfg, n_tokens, bos, mask_id)
@@ -361,8 +357,9 @@ def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) 
 
 
 def _optimizer(net: nn.Module, cfg: ZooConfig, family: str = "") -> torch.optim.Optimizer:
-    if family == "plaid":
-        groups = _plaid_param_groups(net, cfg)
+    param_groups = recipe(family).param_groups if family else None
+    if param_groups is not None:
+        groups = param_groups(net, cfg)
     else:
         decay = [p for p in net.parameters() if p.ndim >= 2]
         rest = [p for p in net.parameters() if p.ndim < 2]
@@ -375,13 +372,9 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     """Train ``family`` on ``corpus`` for ``cfg.max_steps`` steps (or ``cfg.max_seconds``); write to ``out``."""
     from tqdm.auto import tqdm
 
-    if family not in LOSSES:
-        from dlmbench.errors import UnknownName
-
-        raise UnknownName("zoo family", family, list(LOSSES))
+    loss_fn = recipe(family).loss  # an unknown family, or one without a zoo recipe, is refused here
     save_dtype = save_dtype or cfg.save_dtype
     tok, rows, ctx, net = prepare(family, corpus, cfg, tokenizer)
-    loss_fn = LOSSES[family]
     opt = _optimizer(net, cfg, family)
     stream = BatchStream(rows, cfg.batch_tokens, cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed + 1)
@@ -447,11 +440,7 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
         # the training curve: mean loss of each block of ~1/20 of the steps, as [last step of the block, mean]
         "loss_curve": [[min(i + block, len(res.losses)), round(float(np.mean(res.losses[i : i + block])), 4)]
                        for block in [max(1, len(res.losses) // 20)] for i in range(0, len(res.losses), block)],
-        "loss": {"ar": "cross-entropy", "mdlm": "MDLM NELBO (SUBS, antithetic t, log-linear)",
-                 "sedd": "SEDD score entropy (absorbing, scale_by_sigma, iid t, log-linear)",
-                 "llada": "LLaDA bound (l ~ U{1..T}, weight T/l)",
-                 "plaid": ("Plaid VLB as train.py trains it (adaptive reconstruction rows, stratified t, self-conditioning "
-                           "on 1/4 of rows, learned schedule minimising the loss variance, output prior ramped in)")}[res.family],
+        "loss": recipe(res.family).loss_text,
         "n_params": n_params(res.net),
         "seed": cfg.seed,
         "save_dtype": save_dtype,
@@ -481,8 +470,8 @@ def heldout_loss(res: TrainResult, texts: list[str], max_len: int, *, seed: int 
     from dlmbench.zoo.corpus import encode_rows, length_batches
 
     rows = [r for r in (corpus_rows(res.tokenizer, family_corpus(res.family, corpus), texts, max_len) if corpus is not None
-                        else encode_rows(res.tokenizer, texts, max_len, bos=res.family != "plaid")) if len(r) >= 2]
-    net, fn = res.net.eval(), LOSSES[res.family]
+                        else encode_rows(res.tokenizer, texts, max_len, bos=recipe(res.family).bos)) if len(r) >= 2]
+    net, fn = res.net.eval(), recipe(res.family).loss
     g = torch.Generator().manual_seed(seed)
     nll, ntok = [], []
     import random

@@ -19,7 +19,9 @@ Every folder also holds the BPE (``tokenizer.json`` + ``tokenizer_config.json``;
 GPT-2, see :func:`tokenizer_subfolder`) and ``zoo.json`` (how it was trained). Folders are written to a temporary sibling and renamed into place (atomic on one filesystem),
 so a crash never leaves a half-written checkpoint under the final name.
 
-Reuses the published-format writers of :mod:`dlmbench.nets.dit_writer`, ``llada_tiny`` and ``plaid``.
+Reuses the published-format writers of :mod:`dlmbench.nets.dit_writer`, :mod:`dlmbench.families.llada.writer` and
+:mod:`dlmbench.families.plaid.backbone`. Which network and writer a family uses is its zoo recipe
+(:mod:`dlmbench.zoo.recipes`, named by the family table).
 """
 
 from __future__ import annotations
@@ -94,39 +96,56 @@ def llada_config(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int):
 
 
 def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
-    """A freshly initialised network (uses the global torch RNG: call under :func:`seeded`)."""
-    if family == "ar":
-        from transformers import GPT2LMHeadModel
+    """A freshly initialised network of ``family`` (its zoo recipe's ``network``; uses the global torch RNG:
+    call under :func:`seeded`)."""
+    from dlmbench.zoo import recipe
 
-        return GPT2LMHeadModel(gpt2_config(cfg, n_tokens, bos_id))
-    if family in ("mdlm", "sedd"):
-        from dlmbench.nets.dit import DiT
+    return recipe(family).network(cfg, n_tokens, bos_id, mask_id)
 
-        net = DiT(dit_config(cfg, n_tokens, sedd=family == "sedd"))
-        with torch.no_grad():  # adaLN-Zero as the reference DIT: modulation and output layer start at 0
-            for block in net.blocks:
-                block.adaLN_modulation.weight.zero_()
-                block.adaLN_modulation.bias.zero_()
-            net.output_layer.adaLN_modulation.weight.zero_()
-            net.output_layer.adaLN_modulation.bias.zero_()
-            net.output_layer.linear.weight.zero_()
-            net.output_layer.linear.bias.zero_()
-        return net
-    if family == "llada":
-        from dlmbench.families.llada.backbone import LLaDABackbone
 
-        net = LLaDABackbone(llada_config(cfg, n_tokens, bos_id, mask_id))
-        with torch.no_grad():  # LLaDA's init_std 0.02 (normal) for every matrix, ones for the norms
-            for p in net.parameters():
-                if p.ndim > 1:
-                    nn.init.normal_(p, std=0.02)
-        return net
-    if family == "plaid":
-        return plaid_modules(cfg, n_tokens)
-    from dlmbench.errors import UnknownName
-    from dlmbench.zoo import FAMILIES
+def gpt2_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    from transformers import GPT2LMHeadModel
 
-    raise UnknownName("zoo family", family, FAMILIES)
+    return GPT2LMHeadModel(gpt2_config(cfg, n_tokens, bos_id))
+
+
+def dit_network(cfg: ZooConfig, n_tokens: int, *, sedd: bool) -> nn.Module:
+    """MDLM's (``sedd=False``) or SEDD's (``sedd=True``) DiT, adaLN-Zero initialised."""
+    from dlmbench.nets.dit import DiT
+
+    net = DiT(dit_config(cfg, n_tokens, sedd=sedd))
+    with torch.no_grad():  # adaLN-Zero as the reference DIT: modulation and output layer start at 0
+        for block in net.blocks:
+            block.adaLN_modulation.weight.zero_()
+            block.adaLN_modulation.bias.zero_()
+        net.output_layer.adaLN_modulation.weight.zero_()
+        net.output_layer.adaLN_modulation.bias.zero_()
+        net.output_layer.linear.weight.zero_()
+        net.output_layer.linear.bias.zero_()
+    return net
+
+
+def mdlm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    return dit_network(cfg, n_tokens, sedd=False)
+
+
+def sedd_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    return dit_network(cfg, n_tokens, sedd=True)
+
+
+def llada_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    from dlmbench.families.llada.backbone import LLaDABackbone
+
+    net = LLaDABackbone(llada_config(cfg, n_tokens, bos_id, mask_id))
+    with torch.no_grad():  # LLaDA's init_std 0.02 (normal) for every matrix, ones for the norms
+        for p in net.parameters():
+            if p.ndim > 1:
+                nn.init.normal_(p, std=0.02)
+    return net
+
+
+def plaid_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    return plaid_modules(cfg, n_tokens)
 
 
 def plaid_modules(cfg: ZooConfig, n_tokens: int):
@@ -182,44 +201,57 @@ def round_parameters(net: nn.Module, save_dtype: str) -> None:
 
 def write_checkpoint(family: str, net: nn.Module, folder: str | Path, *, tokenizer: Any, cfg: ZooConfig,
                      info: dict[str, Any], save_dtype: str = "float32") -> Path:
-    """Write ``net`` in ``family``'s published format, the tokenizer and ``zoo.json``, atomically."""
+    """Write ``net`` in ``family``'s published format (its zoo recipe's ``write``), the tokenizer and
+    ``zoo.json``, atomically."""
+    from dlmbench.zoo import recipe
     from dlmbench.zoo.corpus import save_tokenizer
 
-    dtype = DTYPES[save_dtype]
+    rec = recipe(family)
     with atomic_folder(folder) as tmp:
-        if family == "ar":
-            import copy
-
-            out = copy.deepcopy(net).to(dtype)
-            out.save_pretrained(str(tmp), safe_serialization=True)
-        elif family == "mdlm":
-            from dlmbench.nets.dit_writer import write_mdlm_hub_folder
-
-            write_mdlm_hub_folder(tmp, net.config, state=_cpu_state(net, dtype))
-        elif family == "sedd":
-            from dlmbench.nets.dit_writer import write_sedd_hub_folder
-
-            write_sedd_hub_folder(tmp, net.config, state=_cpu_state(net, dtype), weights="model.safetensors")
-        elif family == "llada":
-            from dlmbench.families.llada.writer import save_llada_checkpoint
-
-            save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, tmp, n_shards=1, dtype=dtype)
-        elif family == "plaid":
-            from dlmbench.families.plaid.backbone import save_plaid_modules
-
-            save_plaid_modules(net, tmp, fmt="pt", dtype=dtype)
-        else:  # pragma: no cover - build_network rejects unknown families first
-            raise ValueError(family)
-        save_tokenizer(tokenizer, tmp / tokenizer_subfolder(family))
+        rec.write(net, tmp, DTYPES[save_dtype])
+        save_tokenizer(tokenizer, tmp / rec.tokenizer_subfolder)
         (tmp / "zoo.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return Path(folder)
 
 
+def write_gpt2(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    import copy
+
+    out = copy.deepcopy(net).to(dtype)
+    out.save_pretrained(str(folder), safe_serialization=True)
+
+
+def write_mdlm(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.nets.dit_writer import write_mdlm_hub_folder
+
+    write_mdlm_hub_folder(folder, net.config, state=_cpu_state(net, dtype))
+
+
+def write_sedd(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.nets.dit_writer import write_sedd_hub_folder
+
+    write_sedd_hub_folder(folder, net.config, state=_cpu_state(net, dtype), weights="model.safetensors")
+
+
+def write_llada(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.families.llada.writer import save_llada_checkpoint
+
+    save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, folder, n_shards=1, dtype=dtype)
+
+
+def write_plaid(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.families.plaid.backbone import save_plaid_modules
+
+    save_plaid_modules(net, folder, fmt="pt", dtype=dtype)
+
+
 def tokenizer_subfolder(family: str) -> str:
-    """Where the BPE goes inside a checkpoint folder: next to the weights for GPT-2 (the HF convention), in
-    ``tokenizer/`` for the others, whose ``config.json`` names remote code (``auto_map``) that
-    ``AutoTokenizer`` would offer to run; the card's ``tokenizer:`` points there."""
-    return "" if family == "ar" else "tokenizer"
+    """Where the BPE goes inside a checkpoint folder (the recipe's ``tokenizer_subfolder``): next to the weights
+    for GPT-2 (the HF convention), in ``tokenizer/`` for the others, whose ``config.json`` names remote code
+    (``auto_map``) that ``AutoTokenizer`` would offer to run; the card's ``tokenizer:`` points there."""
+    from dlmbench.zoo import recipe
+
+    return recipe(family).tokenizer_subfolder
 
 
 def folder_bytes(folder: str | Path) -> int:

@@ -33,6 +33,11 @@ class Oracle:
         self.family, self.tokenizer, self.answers, self.wrong = family, tokenizer, answers, wrong
         self.calls = 0
 
+    def supports(self, capability):  # what the family table says the family offers (as LanguageModel.supports)
+        from dlmbench.plugins import family
+
+        return family(self.family).has(capability)
+
     def sample(self, n, length, *, prefix=None, steps=None, seed=0, **settings):
         self.calls += 1
         tok = self.tokenizer
