@@ -36,7 +36,7 @@ from dlmbench.diffusion.categorical import sample_from_logits
 from dlmbench.errors import BadSpec, CheckpointError, UnknownName
 from dlmbench.seeding import generator, request_seed
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest
+from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest, require_finite
 
 SETTINGS: dict[str, Any] = {
     "batch_size": 8,
@@ -261,7 +261,7 @@ class ARModel(LanguageModel):
                     np.add.at(count, o, 1)
                     np.logical_and.at(greedy, o, hit)
                 bar.update(len(batch))
-        return nll, count, greedy
+        return require_finite(nll, f"{self.spec.name}: log-likelihoods"), count, greedy
 
     def conditional_nll(self, requests: Sequence[ScoreRequest]) -> NLLResult:
         nll, count, _ = self._score(requests, "ar nll")
@@ -350,7 +350,7 @@ class ARModel(LanguageModel):
             past = getattr(res, "cache", None)
             if past is None:
                 past = getattr(res, "past_key_values", None)
-            logits = res.logits[:, -1, :].float().cpu()
+            logits = require_finite(res.logits[:, -1, :].float().cpu(), f"{self.spec.name}: next-token logits")
             for r in range(b):
                 out[r, step] = sample_from_logits(
                     logits[r : r + 1],

@@ -23,7 +23,7 @@ import torch
 
 from dlmbench.errors import BadSpec, NotSupported, UnknownName
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import SampleResult
+from dlmbench.interface import SampleResult, require_finite
 from dlmbench.diffusion.adapter import DiffusionLM, check_settings
 
 SETTINGS: dict[str, Any] = {
@@ -77,7 +77,8 @@ class LLaDAModel(DiffusionLM):
 
     # -- denoisers -------------------------------------------------------------------------------
     def _logits(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
+        out = (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
+        return require_finite(out, f"llada {self.spec.name}: network output")
 
     def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64",
                           positions: torch.Tensor | None = None) -> torch.Tensor:
