@@ -65,5 +65,14 @@ class NotSupported(DlmbenchError):
     """An operation the model family does not support (e.g. infilling with an AR model)."""
 
 
+class NonFiniteResult(DlmbenchError):
+    """A model produced NaN or infinite numbers (broken weights, an overflow in low precision, ...).
+
+    A failure at run time, not a user mistake (exit 1): the job is recorded as failed and no result row is
+    written, because a non-finite number is never a result (``value: null`` would pass unnoticed)."""
+
+    exit_code = 1
+
+
 class ResultsError(DlmbenchError):
     """A results folder that is missing or unreadable."""

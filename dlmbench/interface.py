@@ -36,11 +36,31 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from dlmbench.errors import NotSupported
+from dlmbench.errors import NonFiniteResult, NotSupported
 
 Bound = Literal["exact", "upper"]
 """``exact``: the number is the model's true value. ``upper``: an upper bound on the NLL (a lower bound
 on the log-likelihood), e.g. a diffusion NELBO; shown with ``≤`` everywhere."""
+
+
+def require_finite(values: Any, what: str) -> Any:
+    """Return ``values`` (a numpy array or a torch tensor) if every entry is finite, else raise
+    :class:`~dlmbench.errors.NonFiniteResult` naming ``what`` (DESIGN.md: a non-finite number is a failure,
+    never a result). A tensor is checked on its own device with one reduction."""
+    if hasattr(values, "isfinite") and hasattr(values, "detach"):  # torch.Tensor, without importing torch
+        finite = values.detach().isfinite()
+        if bool(finite.all()):
+            return values
+        bad, total = int((~finite).sum()), int(finite.numel())
+    else:
+        finite = np.isfinite(np.asarray(values, dtype=np.float64))
+        if finite.all():
+            return values
+        bad, total = int((~finite).sum()), int(finite.size)
+    raise NonFiniteResult(
+        f"{what}: {bad} of {total} values are NaN or infinite (broken weights, or an overflow in low precision: "
+        "try dtype float32); a non-finite number is never a result"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,9 @@ class NLLResult:
     ``n_tokens[i]`` how many tokens that number covers (for token-weighted perplexity).
     ``stderr[i]``   Monte Carlo standard error of ``nll[i]`` (0 for exact values; NaN when a single MC
                     sample was drawn, so the error must come from variation across requests).
+
+    Every ``nll`` value must be finite: a NaN or infinite value raises
+    :class:`~dlmbench.errors.NonFiniteResult` here, where results are built, so it can never become a row.
     ``bound``       ``exact`` or ``upper``.
     ``mc_samples``  MC samples per request (1 for exact).
     ``settings``    estimator settings to record in the result row (time sampling, eps, window, ...).
@@ -87,6 +110,7 @@ class NLLResult:
             raise ValueError("nll, n_tokens and stderr must have the same length")
         if self.bound not in ("exact", "upper"):
             raise ValueError(f"bound must be 'exact' or 'upper', not {self.bound!r}")
+        require_finite(self.nll, f"negative log-likelihoods ({self.bound})")
 
     def __len__(self) -> int:
         return len(self.nll)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from dlmbench.errors import CheckpointError
+from dlmbench.interface import require_finite
 from dlmbench.diffusion.schedules import LogLinearNoise, NoiseSchedule
 from dlmbench.specs import CheckpointRef, ModelSpec
 from dlmbench.diffusion.adapter import CanvasDiffusionLM
@@ -107,7 +108,8 @@ class DiTLM(CanvasDiffusionLM):
         ``positions`` (bool ``[B, L]``) only the rows ``[N, V]`` there."""
         s = sigma.to(device=x_t.device, dtype=self._wdtype if self._wdtype in (torch.float32, torch.float64) else torch.float32)
         out = self.backbone(x_t, s) if positions is None else self.backbone(x_t, s, positions=positions)
-        return out if out.dtype in (torch.float32, torch.float64) else out.float()
+        out = out if out.dtype in (torch.float32, torch.float64) else out.float()
+        return require_finite(out, f"{self.family} {self.spec.name}: network output")
 
     def _sigma(self, x_t: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
         """``sigma`` as given; for a time-free query (``None``: the greedy checks) the noise level whose

@@ -36,7 +36,7 @@ from dlmbench.families.ar.settings import ARSamplingSettings, ARSettings
 from dlmbench.seeding import generator, request_seed
 from dlmbench.specs import ModelSpec
 from dlmbench.specs.settings import validate_settings
-from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest, load_settings
+from dlmbench.interface import GreedyResult, LanguageModel, NLLResult, SampleResult, ScoreRequest, load_settings, require_finite
 
 MAX_PADDING = 1.25  # a batch's padded area may exceed its real tokens by at most 25%
 HEAD_CHUNK = 1024  # scored positions per LM-head/log-softmax chunk (bounds memory to HEAD_CHUNK x V floats)
@@ -239,7 +239,7 @@ class ARModel(LanguageModel):
                     np.add.at(count, o, 1)
                     np.logical_and.at(greedy, o, hit)
                 bar.update(len(batch))
-        return nll, count, greedy
+        return require_finite(nll, f"{self.spec.name}: log-likelihoods"), count, greedy
 
     def conditional_nll(self, requests: Sequence[ScoreRequest]) -> NLLResult:
         nll, count, _ = self._score(requests, "ar nll")
@@ -323,7 +323,7 @@ class ARModel(LanguageModel):
             past = getattr(res, "cache", None)
             if past is None:
                 past = getattr(res, "past_key_values", None)
-            logits = res.logits[:, -1, :].float().cpu()
+            logits = require_finite(res.logits[:, -1, :].float().cpu(), f"{self.spec.name}: next-token logits")
             for r in range(b):
                 out[r, step] = sample_from_logits(
                     logits[r : r + 1],

@@ -24,7 +24,7 @@ import torch
 from dlmbench.errors import BadSpec, NotSupported
 from dlmbench.families.llada.settings import LLaDASettings
 from dlmbench.specs import ModelSpec
-from dlmbench.interface import SampleResult, load_settings
+from dlmbench.interface import SampleResult, load_settings, require_finite
 from dlmbench.diffusion.adapter import DiffusionLM
 
 
@@ -66,7 +66,8 @@ class LLaDAModel(DiffusionLM):
 
     # -- denoisers -------------------------------------------------------------------------------
     def _logits(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
+        out = (self.backbone(x) if positions is None else self.backbone(x, positions=positions)).float()
+        return require_finite(out, f"llada {self.spec.name}: network output")
 
     def _guided_log_probs(self, x_t: torch.Tensor, prompt_mask: torch.Tensor | None, precision: str = "float64",
                           positions: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from dlmbench.families.plaid.estimator import PlaidNetwork, alpha_sigma
+from dlmbench.interface import require_finite
 from dlmbench.seeding import generator, request_seed
 
 
@@ -105,7 +106,7 @@ def vdm_ancestral_sample(
                 z = (1 - c) * (a_s / a_t) * z + c * a_s * x_hat + (c * (1 - a_s**2)).sqrt() * _randn(gens, (length, embed_dim), dev)
     logits, _ = net.denoise(z.to(torch.float32), gamma_t.float().double().expand(n), x_sc)
     nfe += 1
-    return logits.argmax(dim=-1), nfe
+    return require_finite(logits, "plaid: network output").argmax(dim=-1), nfe
 
 
 def replacement_ddim_decode(net: PlaidNetwork, x0: torch.Tensor, known: torch.Tensor, *, steps: int) -> torch.Tensor:
@@ -139,7 +140,7 @@ def replacement_ddim_decode(net: PlaidNetwork, x0: torch.Tensor, known: torch.Te
     a_t, _ = alpha_sigma(gamma_t)
     z = torch.where(kn, a_t * x_embed, z)
     logits, _ = net.denoise(z.to(torch.float32), gamma_t.float().double().expand(b), x_sc)
-    return logits.argmax(dim=-1)
+    return require_finite(logits, "plaid: network output").argmax(dim=-1)
 
 
 def prefix_guidance(prefix: Sequence[int], weight: float = 2.0) -> list[Guidance]:
