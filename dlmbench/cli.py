@@ -246,7 +246,7 @@ def cmd_list(args) -> int:
         for f in families():
             origin = "" if f.origin == "dlmbench" else f"  [{f.origin}]"
             settings = f.settings.split(":")[-1] if f.settings else "-"
-            print(f"{f.name:<8} {settings:<15} {','.join(sorted(f.capabilities)):<66} {f.description}{origin}")
+            print(f"{f.name:<8} settings {settings:<15} {', '.join(sorted(f.capabilities)):<72} {f.description}{origin}")
         return 0
     if args.what == "task-types":
         from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields

@@ -250,7 +250,7 @@ def check_sample_shapes(s: Subject) -> None:
     """``sample(n, length)`` returns ``n`` rows of ``length`` integer ids (fewer only for families that stop at
     end-of-text), their texts, the number of network calls and the sampler's settings; likewise after a prefix."""
     model = s.model()
-    stops = s.family.has("stops_at_eos")
+    stops = s.family.has("left_to_right")
     for n, length, prefix in ((3, 5, None), (2, 4, s.ids(model)[:3])):
         res = s.sample(model, n, length, prefix=prefix, seed=11)
         assert isinstance(res, SampleResult), f"sample returned {type(res).__name__}"
