@@ -122,7 +122,7 @@ def test_wrong_shapes_are_one_line_errors(tmp_path):
 
 def test_unknown_setting_suggests_the_name(tmp_path):
     write_tiny_plaid(tmp_path)
-    with pytest.raises(BadSetting, match="unknown setting 'mc_sampels'; did you mean 'mc_samples'"):
+    with pytest.raises(BadSetting, match="unknown setting 'mc_sampels' = .*; did you mean 'mc_samples'"):
         load_plaid(_spec(tmp_path, mc_sampels=4))
 
 
