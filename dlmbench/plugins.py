@@ -134,7 +134,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         "llada",
         loader="dlmbench.families.llada.adapter:load_llada",
         settings="dlmbench.families.llada.settings:LLaDASettings",
-        capabilities=_DIFFUSION | {"infill"},
+        capabilities=_DIFFUSION,  # no infill() yet (the adapter samples a prompt + answer canvas only)
         zoo="dlmbench.zoo.recipes:LLADA",
         description="LLaDA (Nie et al. 2025): masked diffusion bound, low-confidence remasking in blocks",
     ),
@@ -142,7 +142,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
         settings="dlmbench.families.plaid.settings:PlaidSettings",
-        capabilities=_DIFFUSION,
+        capabilities=_DIFFUSION | {"infill"},
         zoo="dlmbench.zoo.recipes:PLAID",
         description="Plaid (Gulrajani & Hashimoto 2023): continuous (Gaussian) diffusion VLB, DDPM-style sampling",
     ),

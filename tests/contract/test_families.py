@@ -20,7 +20,6 @@ SAMPLE_KWARGS = {
 
 EXPECTED_FAILURES = {
     "llada": {
-        "infill": "the table lists `infill` for llada, but LLaDAModel has no infill() (the base class raises NotSupported)",
         "sample_seeding": "LLaDA's sampler draws from one generator per call (seed=seed), not one per row: at "
                           "temperature > 0 a row depends on how many rows are drawn (the default temperature 0 is not affected)",
         "sample_vocabulary": "tokenizer.vocab_size is len(tokenizer) (525 in the tiny tokenizer, which keeps the "
