@@ -29,9 +29,9 @@ def test_builtin_records_import_and_name_what_exists():
         fam = plugins.family(name)
         assert callable(fam.load("loader"))
         assert fam.capabilities <= plugins.CAPABILITIES and {"nll", "sample", "greedy_match"} <= fam.capabilities
-    # the only exact family is the only left-to-right one; infilling is what the canvas families offer
+    # the only exact family is the only left-to-right one; infilling: the families whose adapters implement infill()
     assert [f.name for f in plugins.families_with("exact_likelihood")] == ["ar"]
-    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "llada"}
+    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "plaid"}
 
 
 def test_a_record_is_checked_when_written():
