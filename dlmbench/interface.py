@@ -45,7 +45,7 @@ on the log-likelihood), e.g. a diffusion NELBO; shown with ``≤`` everywhere.""
 
 def require_finite(values: Any, what: str) -> Any:
     """Return ``values`` (a numpy array or a torch tensor) if every entry is finite, else raise
-    :class:`~dlmbench.errors.NonFiniteResult` naming ``what`` (DESIGN.md: a non-finite number is a failure,
+    :class:`~dlmbench.errors.NonFiniteResult` naming ``what`` (docs/architecture.md, Conventions: a non-finite number is a failure,
     never a result). A tensor is checked on its own device with one reduction."""
     if hasattr(values, "isfinite") and hasattr(values, "detach"):  # torch.Tensor, without importing torch
         finite = values.detach().isfinite()

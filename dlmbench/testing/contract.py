@@ -15,7 +15,7 @@ cannot go stale).
 
 Running it for a third-party family (the package ships in the wheel; no test folder of dlmbench is needed)::
 
-    # tests/test_contract.py of the package that registers family "myfam"
+    # the test module (e.g. tests/ of the third-party package) that registers family "myfam"
     from dlmbench.specs import ModelSpec
     from dlmbench.testing.contract import card_factory, parametrize_with_checks
 

@@ -1,4 +1,4 @@
-"""A non-finite number is a failure, never a result (DESIGN.md, Conventions): the guard where results are
+"""A non-finite number is a failure, never a result (docs/architecture.md, Conventions): the guard where results are
 built, and `dlmbench run` on a checkpoint whose weights are NaN (before the guard it exited 0 with
 `value: null` rows)."""
 

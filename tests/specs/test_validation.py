@@ -127,14 +127,17 @@ def test_model_max_length_within_the_card_is_fine(reg):
 def test_a_family_settings_type_must_be_a_settings_subclass(reg):
     import dataclasses
 
-    from dlmbench.plugins import register
+    from dlmbench.plugins import family, register, unregister
 
+    original = family(toy.FAMILY.name)
+    unregister(original.name)
     try:
-        register(dataclasses.replace(toy.FAMILY, settings="builtins:dict"), exist_ok=True)
+        register(dataclasses.replace(original, settings="builtins:dict"))
         with pytest.raises(BadSetting, match="must subclass dlmbench.specs.settings.Settings"):
             resolve("toy-model", "toy-text", registry=reg)
     finally:
-        register(toy.FAMILY, exist_ok=True)
+        unregister(original.name)
+        register(original)
 
 
 def test_every_error_is_a_dlmbench_error():
