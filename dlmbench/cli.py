@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress",
         choices=["auto", "on", "off"],
         default="auto",
-        help="progress bars on stderr (overall, and per job from the model); auto: when stderr is a terminal",
+        help="progress on stderr. auto: bars on a terminal, elsewhere (CI, nohup, Slurm) a line at least every 30 s "
+        "with done/total, rate and ETA (DLMBENCH_PROGRESS_EVERY=SECONDS); on: bars always; off: only the per-job lines",
     )
     sc = run.add_argument_group(
         "where the jobs run",

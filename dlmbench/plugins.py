@@ -266,13 +266,19 @@ def require(family_name: str, capabilities: Iterable[str], what: str) -> None:
 
 def load_model(spec: Any, *, device: str = "cpu", batch_size: int | None = None) -> Any:
     """Load the adapter of ``spec.family`` (a :class:`~dlmbench.specs.ModelSpec`) with the card's checkpoint and
-    settings, through the family's loader (imported by its string), and stamp the family's capabilities on it.
+    settings, through the family's loader (imported by its string), and stamp the family's capabilities and
+    the seconds the load took (``load_seconds``) on it.
 
     The result is checked by what it answers, not by importing :mod:`dlmbench.interface` (which imports this
     module: the table sits on the lowest floor, with :mod:`dlmbench.errors` only)."""
+    import time
+
     fam = family(spec.family)
+    t0 = time.monotonic()
     model = fam.load("loader")(spec, device=device, batch_size=batch_size)
+    load_seconds = time.monotonic() - t0
     if not all(callable(getattr(model, m, None)) for m in ("conditional_nll", "greedy_match", "sample", "supports")):
         raise BadSpec(f"family {fam.name} ({fam.origin}): its loader returned a {type(model).__name__}, not a LanguageModel")
     model.capabilities = fam.capabilities
+    model.load_seconds = load_seconds  # the job log reports the real load time, also when the model is reused
     return model

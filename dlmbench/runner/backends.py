@@ -239,7 +239,8 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
             progress.log(f"loading {m.name} ({m.family}, {m.checkpoint.describe()}) on {device} ...")
             error: BaseException | None = None
             try:
-                model = load_model(m, device=device, batch_size=opts.batch_size)
+                with bars.Heartbeat(f"loading {m.name}"):
+                    model = load_model(m, device=device, batch_size=opts.batch_size)
             except KeyboardInterrupt:
                 raise
             except Exception as e:  # noqa: BLE001
@@ -254,7 +255,9 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
                 continue
             loaded = (key, model)
         progress.log(f"running {job.label} ...")
-        progress.result(job, run_job(job, opts, loaded_model=loaded[1]))
+        with bars.Heartbeat(job.label):
+            res = run_job(job, opts, loaded_model=loaded[1])
+        progress.result(job, res)
     return progress.summary
 
 

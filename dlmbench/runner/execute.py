@@ -63,6 +63,17 @@ def execute(
                 error = e
         ctx.share(error, f"loading {run.model.name}")
     load_s = time.time() - t0
+    load_note = ""
+    if loaded_model is not None:  # loaded by the caller (a suite loads a model once for consecutive jobs)
+        uses = getattr(lm, "jobs_run", 0) + 1
+        try:
+            lm.jobs_run = uses
+        except AttributeError:  # an object that refuses attributes: just no count
+            pass
+        real = getattr(lm, "load_seconds", None)
+        if isinstance(real, (int, float)):
+            load_s = float(real)
+            load_note = " (loaded once before this job)" if uses == 1 else f" (loaded once, reused: job {uses} on this load)"
     if ctx is not None:
         lm = dp.ShardedModel(lm, ctx, dp.shard_dir(Path(out), run_id), resume=not force)
         output, error = None, None
@@ -114,7 +125,7 @@ def execute(
     ]
     log = (
         f"dlmbench {versions['dlmbench']} (git {git_commit()})\n"
-        f"started {started}, model load {load_s:.1f}s, total {duration:.1f}s on {device_description(device)}\n"
+        f"started {started}, model load {load_s:.1f}s{load_note}, total {duration:.1f}s on {device_description(device)}\n"
         f"model {run.model.name} ({run.model.family}, {run.model.checkpoint.describe()})\n"
         f"task {run.task.name} ({run.task.type}), seed {run.seed}, limit {run.limit}\n"
         f"versions {versions}\n"
