@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -247,26 +248,55 @@ def cmd_list(args) -> int:
         for f in families():
             origin = "" if f.origin == "dlmbench" else f"  [{f.origin}]"
             settings = f.settings.split(":")[-1] if f.settings else "-"
-            print(f"{f.name:<8} settings {settings:<15} {', '.join(sorted(f.capabilities)):<72} {f.description}{origin}")
+            print(_fit(f"{f.name:<8} {settings:<15} {', '.join(sorted(f.capabilities))}"))
+            print(textwrap.fill(f"{f.description}{origin}", LIST_WIDTH, initial_indent=" " * 9, subsequent_indent=" " * 9,
+                                break_on_hyphens=False))
         return 0
     if args.what == "task-types":
         from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields
 
         for name, cls in TASK_SETTINGS_TYPES.items():
-            print(f"{name:<11} {cls.__name__:<19} {', '.join(user_fields(cls))}")
+            print(f"{name:<11} {cls.__name__}")
+            print(textwrap.fill(", ".join(user_fields(cls)), LIST_WIDTH, initial_indent="    settings: ", subsequent_indent=" " * 14))
         return 0
+    from dlmbench.data.availability import checkpoint_offline, dataset_offline
+
     reg = Registry.default(args.specs)
     if args.what == "models":
+        print(_fit(f"{'name':<22} {'family':<6} {'offline':<7} checkpoint"))
         for name in reg.model_names():
             s = reg.models[name]
             aliases = f" (alias: {', '.join(s.aliases)})" if s.aliases else ""
-            print(f"{name:<22} {s.family:<6} {s.checkpoint.describe()}{aliases}")
+            print(_fit(f"{name:<22} {s.family:<6} {checkpoint_offline(s.checkpoint):<7} {s.checkpoint.describe()}{aliases}"))
     else:
+        print(_fit(f"{'name':<22} {'type':<11} {'offline':<7} summary"))
         for name in reg.task_names():
             s = reg.tasks[name]
-            desc = s.description.splitlines()[0] if s.description else ""
-            print(f"{name:<22} {s.type:<11} {desc}")
+            print(_fit(f"{name:<22} {s.type:<11} {dataset_offline(s.dataset, s.type):<7} {_summary(s.description)}"))
+    print(f"(offline: yes on disk, cached in a local cache, no needs network; more: dlmbench show {args.what[:-1]} NAME)")
     return 0
+
+
+LIST_WIDTH = 100
+
+
+def _summary(description: str) -> str:
+    """A card description's first sentence without its parenthesised asides (the full text is in ``show``)."""
+    import re
+
+    text = " ".join(description.split())
+    while True:  # innermost parentheses first, so nested ones go too
+        shorter = re.sub(r"\s*\([^()]*\)", "", text)
+        if shorter == text:
+            break
+        text = shorter
+    m = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)[.;:](\s|$)", text)
+    return text[: m.start() + 1].rstrip(";:") if m else text
+
+
+def _fit(line: str, width: int = LIST_WIDTH) -> str:
+    """``line`` cut to ``width`` columns, with an ellipsis where it was cut."""
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 def cmd_show(args) -> int:

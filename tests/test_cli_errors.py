@@ -183,10 +183,20 @@ def test_show_prints_the_settings_with_type_default_value_and_meaning(toy_specs,
 
 def test_list_families_and_task_types_name_their_settings(toy_specs, capsys):
     assert main(["list", "families"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if not line.startswith(" ")}  # indented: descriptions
     assert {"ar", "mdlm", "sedd", "llada", "plaid", toy.NAME} <= set(rows)
-    assert "settings ToySettings" in rows[toy.NAME] and "greedy_match, nll, sample" in rows[toy.NAME]
+    assert rows[toy.NAME].split()[1] == "ToySettings" and "greedy_match, nll, sample" in rows[toy.NAME]
+    assert max(len(line) for line in out.splitlines()) <= 100
     assert main(["list", "task-types"]) == 0
-    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
-    assert set(rows) == {"perplexity", "lambada", "genppl", "reversal", "lmeval", "mauve", "reasoning"}
-    assert rows["genppl"][1] == "GenPPLSettings" and "convention," in rows["genppl"] and "eval_model_card," not in rows["genppl"]
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    blocks = {}  # type name -> its line and the wrapped settings lines under it
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = line.split()
+        else:
+            blocks[name] += line.split()
+    assert set(blocks) == {"perplexity", "lambada", "genppl", "reversal", "lmeval", "mauve", "reasoning"}
+    assert blocks["genppl"][1] == "GenPPLSettings" and "convention," in blocks["genppl"] and "eval_model_card," not in blocks["genppl"]
