@@ -19,6 +19,7 @@ from typing import Any
 from dlmbench import store
 from dlmbench.registry import Registry
 from dlmbench.runner.execute import execute
+from dlmbench.runner.devices import check_device
 from dlmbench.runner.resolve import cache_key, resolve
 from dlmbench.runner.suite import Job, SuiteSummary, expand_suite, load_suite
 from dlmbench.store import MetricRow, RunRecord
@@ -47,6 +48,8 @@ def evaluate(
     any model loads; a failure while running raises as it happened.
     """
     run = resolve(model, task, settings=settings, seed=seed, limit=limit, specs=specs, registry=registry)
+    if loaded_model is None:
+        check_device(device)
     return execute(run, batch_size=batch_size, device=device, out=out, force=force, loaded_model=loaded_model)
 
 
@@ -120,6 +123,8 @@ def run_suite(
         jobs = list(suite)
     else:
         jobs = plan_suite(suite, out=out, settings=settings, limit=limit, seeds=seeds, specs=specs, registry=registry)
+    if backend == "local":  # other backends run on machines this one cannot see (dlmbench/runner/devices.py)
+        check_device(device)
     opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
     summary = run_with_backend(jobs, opts, backend=backend, progress=progress, slurm=slurm, ray=ray, log=log)
     return SuiteRun(list(jobs), summary)

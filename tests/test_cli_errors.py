@@ -200,3 +200,26 @@ def test_list_families_and_task_types_name_their_settings(toy_specs, capsys):
             blocks[name] += line.split()
     assert set(blocks) == {"perplexity", "lambada", "genppl", "reversal", "lmeval", "mauve", "reasoning"}
     assert blocks["genppl"][1] == "GenPPLSettings" and "convention," in blocks["genppl"] and "eval_model_card," not in blocks["genppl"]
+
+
+@pytest.mark.parametrize(
+    "device, expected",
+    [("gpu", "is not a device"), ("cuda:x", "is not a device"), ("cpu:1", "one CPU device")]
+    + ([] if __import__("torch").cuda.is_available() else [("cuda", "CPU-only build"), ("cuda:0", "CPU-only build")]),
+)
+def test_device_checked_against_the_build_before_any_work(capsys, tmp_path, device, expected):
+    """--device that this torch build cannot use: one line, exit 2, nothing written (was a raw AssertionError)."""
+    out = tmp_path / "out"
+    err = _one_line_error(capsys, ["run", "--model", "zoo-ar-kjv", "--task", "kjv", "--device", device, "--out", str(out)])
+    assert expected in err and not out.exists()
+
+
+def test_device_checked_by_the_python_api(tmp_path):
+    from dlmbench import api
+    from dlmbench.errors import BadSpec
+
+    with pytest.raises(BadSpec, match="not a device"):
+        api.evaluate("zoo-ar-kjv", "kjv", device="tpu", out=tmp_path)
+    with pytest.raises(BadSpec, match="not a device"):
+        api.run_suite({"models": ["zoo-ar-kjv"], "tasks": ["kjv"]}, device="tpu", out=tmp_path)
+    assert not any(tmp_path.iterdir())

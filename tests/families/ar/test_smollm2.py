@@ -128,8 +128,8 @@ def test_kjv_lastword_matches_lm_eval(smol, strip, tmp_path):
     ref_ppl = math.exp(-sum(o[0] for o in out) / len(out))
     ref_acc = sum(bool(o[1]) for o in out) / len(out)
 
-    record = dlmbench.evaluate("smollm2-135m", "kjv-lastword", limit=30, out=tmp_path, loaded_model=smol,
-                               settings={"task.strip_punctuation": strip})
-    got = {r.metric: r.value for r in record.rows}
+    df = dlmbench.evaluate("smollm2-135m", "kjv-lastword", limit=30, out=tmp_path, loaded_model=smol,
+                           settings={"task.strip_punctuation": strip})
+    got = dict(zip(df["metric"], df["value"]))
     assert got["perplexity"] == pytest.approx(ref_ppl, rel=1e-4)
     assert got["acc"] == pytest.approx(ref_acc, abs=1e-12)

@@ -203,7 +203,8 @@ def test_packaged_cards_offline_fail_in_one_line():
 
 def test_evaluate_runs_kjv_end_to_end(tiny, tmp_path):
     info, _, _ = tiny
-    record = dlmbench.evaluate("tiny-sedd", "kjv", limit=3, out=tmp_path, specs=[info["specs"]])
-    rows = {r.metric: r for r in record.rows}
-    assert rows["perplexity"].bound == "upper" and rows["perplexity"].family == "sedd"
-    assert 1 < rows["perplexity"].value < math.inf and rows["nll_per_token"].stderr is not None
+    df = dlmbench.evaluate("tiny-sedd", "kjv", limit=3, out=tmp_path, specs=[info["specs"]])  # a tidy DataFrame
+    rows = df.set_index("metric")
+    assert rows.loc["perplexity", "bound"] == "upper" and rows.loc["perplexity", "family"] == "sedd"
+    assert 1 < rows.loc["perplexity", "value"] < math.inf and rows.loc["nll_per_token", "stderr"] is not None
+    assert set(df["n"]) == {3} and (tmp_path / "runs").exists() and df.attrs["run_folder"].startswith(str(tmp_path))
