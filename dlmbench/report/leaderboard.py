@@ -73,7 +73,7 @@ def _short_settings(skey: str) -> str:
             keep[k] = s[k]
     if keep.get("sampler") != "topk":
         keep.pop("topk_strategy", None)  # the top-k decoding's option, a default everywhere else
-    return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()))
+    return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()) if v is not None)
 
 
 def _metrics_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -254,7 +254,8 @@ document.querySelectorAll('td.v').forEach(function (td) {
 """
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em 2em;max-width:1300px;color:#222}
+body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222}
+td:first-child{white-space:nowrap}td.s{font-size:.8em;color:#444;max-width:28em}
 table{border-collapse:collapse;margin:.6em 0 1.4em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:.92em}
 th{background:#f3f3f3;cursor:pointer;user-select:none}th[data-order=asc]::after{content:" ▲"}th[data-order=desc]::after{content:" ▼"}
 td.v{cursor:help;white-space:nowrap}td.v.bound{color:#a04000}
@@ -312,10 +313,10 @@ def html_page(df, figures: Iterable[Figure], *, results_root: str | Path | None 
                     cells.append(f"<td class='{cls}' data-v='{raw}' title='{e(r['_prov_' + m])}'>{e(r.get(m, ''))}</td>")
                 lim = r["limit"]
                 cells.append(f"<td data-v='{r['n']}'>{r['n']}</td><td data-v='{'' if lim == 'full' else lim}'>{e(lim)}</td>"
-                             f"<td>{e(r['settings'])}</td>")
+                             f"<td class='s'>{e(r['settings'])}</td>")
                 if results_root is not None and dest is not None:
                     href = _rel(run_folder(Path(results_root), str(r["model"]), str(r["_task"]), str(r["_run_id"])), Path(dest))
-                    cells.append(f"<td><a href='{e(href)}/'>{e(str(r['_run_id']))}</a></td>")
+                    cells.append(f"<td><a href='{e(href)}/' title='{e(str(r['_run_id']))}'>{e(str(r['_run_id'])[:8])}</a></td>")
                 else:
                     cells.append(f"<td>{e(str(r['_run_id']))}</td>")
                 parts.append("<tr>" + "".join(cells) + "</tr>")
