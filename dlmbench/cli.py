@@ -138,7 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--format", choices=["table", "csv", "json"], default="table")
     res.add_argument("--model", default=None, help="only rows of this model")
     res.add_argument("--task", default=None, help="only rows of this task")
-    res.add_argument("--export", default=None, metavar="FILE", help="also write the table to FILE (.csv or .parquet)")
+    res.add_argument("--export", default=None, metavar="FILE", help="also write the table to FILE (.csv, .parquet or .json)")
+    pick = res.add_mutually_exclusive_group()
+    pick.add_argument("--all", dest="runs", action="store_const", const="all",
+                      help="every run (default: per model, task, settings and checkpoint the run the report shows: "
+                      "largest n, at equal n a full run, then the newest)")
+    pick.add_argument("--latest", dest="runs", action="store_const", const="latest",
+                      help="per model, task, settings and checkpoint the newest run, whatever its n")
     rep = sub.add_parser("report", help="write leaderboard.md, leaderboard.html and plots from the tidy table")
     rep.add_argument("--out", default=None, metavar="DIR", help="results root to read (default results/)")
     rep.add_argument("--dest", default=None, metavar="DIR", help="where to write the report (default OUT/leaderboard)")
@@ -491,8 +497,9 @@ def _report_folders(args) -> tuple[str, str]:
 
 
 def cmd_results(args) -> int:
+    from dlmbench.report.selection import select_runs
     from dlmbench.report.table import render
-    from dlmbench.store import export_table, load_table
+    from dlmbench.store import export_table, load_table, wide_table
 
     root = _results_root(args)
     df = load_table(root)
@@ -500,6 +507,11 @@ def cmd_results(args) -> int:
         df = df[df["model"] == args.model]
     if args.task:
         df = df[df["task"] == args.task]
+    policy = args.runs or "largest_n"
+    if policy != "all":
+        df, unused = select_runs(df, policy)
+        if not unused.empty:
+            print(f"{len(unused)} run(s) superseded by a run of the same settings not shown (--all shows every run)", file=sys.stderr)
     if args.export:
         path = export_table(df, args.export)
         print(f"wrote {path}", file=sys.stderr)
@@ -507,16 +519,25 @@ def cmd_results(args) -> int:
         if df.empty:
             print(f"no results under {root}")
         else:
-            print(render(df.to_dict("records"), ("model", "task", "metric", "value", "n", "bound", "seed", "run_id")))
+            recs = [{**r, "limit": "full" if r["limit"] is None or str(r["limit"]) == "<NA>" else r["limit"]} for r in df.to_dict("records")]
+            print(render(recs, ("model", "task", "metric", "value", "n", "limit", "bound", "seed", "run_id")))
     elif args.format == "csv":
-        out = df.copy()
-        for col in ("settings", "versions"):
-            out[col] = out[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
-        print(out.to_csv(index=False), end="")
+        print(wide_table(df).to_csv(index=False), end="")
     else:
-        for rec in df.to_dict("records"):
+        for rec, orig in zip(wide_table(df).to_dict("records"), df.to_dict("records")):
+            rec = {k: (None if not isinstance(v, (dict, list, str)) and _isna(v) else v) for k, v in rec.items()}
+            rec["settings"], rec["versions"] = orig["settings"], orig["versions"]  # nested objects in JSON
             print(json.dumps(rec, ensure_ascii=False, default=str))
     return 0
+
+
+def _isna(v) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def cmd_report(args) -> int:
@@ -530,7 +551,7 @@ def cmd_report(args) -> int:
             "(write the report elsewhere with --dest DIR)"
         )
     df = load_table(root)
-    written = write_report(df, dest)
+    written = write_report(df, dest, results_root=root)
     print(f"wrote {written['markdown']} and {written['html']} ({len(df)} rows)", file=sys.stderr)
     return 0
 

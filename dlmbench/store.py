@@ -42,6 +42,7 @@ COLUMNS = [
     "value",
     "stderr",
     "n",
+    "limit",
     "bound",
     "higher_is_better",
     "seed",
@@ -195,7 +196,11 @@ def run_folders(root: Path) -> list[Path]:
 
 
 def load_table(root: Path | str = "results"):
-    """The tidy table: every metric row under ``root`` as a pandas DataFrame (columns: ``COLUMNS``)."""
+    """The tidy table: every metric row under ``root`` as a pandas DataFrame (columns: ``COLUMNS``).
+
+    ``limit`` is the run's ``--limit`` as its ``spec.yaml`` records it (``None`` for a full run); a run folder
+    whose ``spec.yaml`` lacks it falls back to ``settings.limit``.
+    """
     import pandas as pd
 
     root = Path(root)
@@ -203,26 +208,117 @@ def load_table(root: Path | str = "results"):
         raise ResultsError(f"results folder {root} does not exist; run `dlmbench run ...` first or pass --out DIR")
     records: list[dict[str, Any]] = []
     for folder in run_folders(root):
+        limit = _spec_limit(folder)
         for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
-                records.append(json.loads(line))
+                rec = json.loads(line)
+                rec["limit"] = limit if limit is not _MISSING else (rec.get("settings") or {}).get("limit")
+                records.append(rec)
     df = pd.DataFrame.from_records(records, columns=COLUMNS)
+    df["limit"] = df["limit"].astype("Int64")  # integer or <NA> (a full run), never a float
     return df
 
 
-def export_table(df, path: Path) -> Path:
-    """Write the tidy table to CSV or Parquet (by extension); settings/versions as JSON strings."""
-    path = Path(path)
+_MISSING = object()
+
+
+def _spec_limit(folder: Path) -> Any:
+    """``limit`` of the run's ``spec.yaml``, or ``_MISSING`` when the file or the key is absent."""
+    try:
+        spec = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return _MISSING
+    return spec.get("limit", _MISSING) if isinstance(spec, dict) else _MISSING
+
+
+#: candidate names of a checkpoint content digest: a column of the table, or a key of ``settings``
+DIGEST_FIELDS: tuple[str, ...] = ("checkpoint_digest", "checkpoint_sha256", "checkpoint_hash", "sha256")
+
+
+def checkpoint_identity(row: Any) -> str:
+    """What identifies the weights a row was computed with: the ``checkpoint`` string, plus
+    ``@<digest>`` for the first content digest found among :data:`DIGEST_FIELDS` (a column first, then a
+    ``settings`` key). Two rows with different identities are never treated as re-runs of each other.
+
+    ``row`` is a mapping (a record or a pandas row). This is the one place that decides it.
+    """
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+    settings = get("settings") or {}
+    digest = None
+    for f in DIGEST_FIELDS:
+        v = get(f)
+        if v is None or (isinstance(v, float) and v != v):
+            v = settings.get(f) if isinstance(settings, dict) else None
+        if v not in (None, ""):
+            digest = str(v)
+            break
+    ckpt = str(get("checkpoint") or "")
+    return f"{ckpt}@{digest}" if digest else ckpt
+
+
+#: prefixes of the flattened settings columns of an export
+SETTING_PREFIX = "setting."
+TASK_SETTING_PREFIX = "task_setting."
+
+
+def wide_table(df):
+    """The tidy table for export: the columns of ``df`` (``settings``/``versions`` as JSON strings, so the
+    export reads back), plus ``checkpoint_identity`` (:func:`checkpoint_identity`) and one column per setting:
+    ``setting.<key>`` for each key of ``settings`` and ``task_setting.<key>`` for each key of
+    ``settings.task_settings`` (nested mappings as dotted keys, e.g. ``setting.sampler.steps``; lists as JSON;
+    ``settings.limit`` is the ``limit`` column).
+    A row without a setting has an empty cell, so a pivot over the setting columns never merges runs whose
+    settings differ."""
+    import pandas as pd
+
     out = df.copy()
+    out["checkpoint_identity"] = [checkpoint_identity(r) for r in df.to_dict("records")]
+    flat = []
+    for s in df["settings"]:
+        s = dict(s) if isinstance(s, dict) else {}
+        task = s.pop("task_settings", None)
+        s.pop("limit", None)  # the ``limit`` column (from spec.yaml)
+        row = {SETTING_PREFIX + k: v for k, v in _flatten(s).items()}
+        if isinstance(task, dict):
+            row.update({TASK_SETTING_PREFIX + k: v for k, v in _flatten(task).items()})
+        flat.append(row)
+    cols = list(dict.fromkeys(k for r in flat for k in r))
+    wide = pd.DataFrame.from_records(flat, columns=cols, index=out.index)
     for col in ("settings", "versions"):
         out[col] = out[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+    return pd.concat([out, wide], axis=1)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, (list, tuple, dict)):
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def export_table(df, path: Path) -> Path:
+    """Write :func:`wide_table` of ``df`` to CSV, Parquet or JSON lines (by extension: ``.csv``,
+    ``.parquet``, ``.json``/``.jsonl``), atomically."""
+    path = Path(path)
+    if path.suffix not in (".parquet", ".csv", ".json", ".jsonl"):
+        raise ResultsError(f"cannot export to {path.name}: use a .csv, .parquet or .json(l) file name")
+    out = wide_table(df)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     if path.suffix == ".parquet":
+        # mixed-type setting columns (e.g. a sampler that is a name in one row and absent in another) as text
+        for col in out.columns:
+            if out[col].dtype == object and out[col].map(type).nunique() > 1:
+                out[col] = out[col].map(lambda v: None if v is None else json.dumps(v) if not isinstance(v, str) else v)
         out.to_parquet(tmp, index=False)
     elif path.suffix == ".csv":
         out.to_csv(tmp, index=False)
     else:
-        raise ResultsError(f"cannot export to {path.name}: use a .csv or .parquet file name")
+        out.to_json(tmp, orient="records", lines=True, force_ascii=False)
     os.replace(tmp, path)
     return path

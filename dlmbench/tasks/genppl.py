@@ -27,6 +27,7 @@ from dlmbench.interface import LanguageModel, ScoreRequest
 from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.sources import dataset_name
 
@@ -123,13 +124,13 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
     ok = np.array(ntok) > 0
     ppl_est = metrics.perplexity(np.array(nll)[ok], np.array(ntok)[ok]) if convention == "mdlm" else metrics.mean_estimate(np.exp(np.array(nll)[ok] / np.array(ntok)[ok]))
     rows = [
-        MetricValue("gen_ppl", gen_ppl, ppl_est.stderr, n, "exact", False, {}),
-        MetricValue("entropy", ent_est.value, ent_est.stderr, n, "exact", True, {}),
-        MetricValue("reference_entropy", ref.value, ref.stderr, ref.n, "exact", True, {}),
-        MetricValue("low_entropy_flag", float(low), None, n, "exact", False, {}),
+        MetricValue(names.GEN_PPL, gen_ppl, ppl_est.stderr, n, "exact", False, {}),
+        MetricValue(names.ENTROPY, ent_est.value, ent_est.stderr, n, "exact", True, {}),
+        MetricValue(names.REFERENCE_ENTROPY, ref.value, ref.stderr, ref.n, "exact", True, {}),
+        MetricValue(names.LOW_ENTROPY_FLAG, float(low), None, n, "exact", False, {}),
         # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
-        MetricValue("nfe", float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
-        MetricValue("seconds_per_sample", gen_seconds / max(n, 1), None, n, "exact", False, {}),
+        MetricValue(names.NFE, float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
+        MetricValue(names.SECONDS_PER_SAMPLE, gen_seconds / max(n, 1), None, n, "exact", False, {}),
     ]
     examples = [
         {"index": i, "tokens": samples[i], "text": out.texts[i] if i < len(out.texts) else None, "nll": nll[i], "n_tokens": ntok[i], "entropy": float(ent[i])}

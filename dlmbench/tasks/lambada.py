@@ -21,6 +21,7 @@ from dlmbench.interface import LanguageModel, ScoreRequest
 from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.sources import dataset_name
 from dlmbench.data.tokenization import encode_pair
@@ -71,8 +72,8 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
     acc = metrics.accuracy(correct)
     ppl = metrics.example_perplexity(scored.nll)
     out = [
-        MetricValue("acc", acc.value, acc.stderr, acc.n, "exact", True, {}),
-        MetricValue("perplexity", ppl.value, ppl.stderr, ppl.n, scored.bound, False, {}),
+        MetricValue(names.ACC, acc.value, acc.stderr, acc.n, "exact", True, {}),
+        MetricValue(names.PERPLEXITY, ppl.value, ppl.stderr, ppl.n, scored.bound, False, {}),
     ]
     examples = [
         {

@@ -39,6 +39,7 @@ from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
 from dlmbench.specs.task_settings import MauveSettings
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.sources import dataset_name
 
@@ -205,13 +206,13 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
     )
     m = min(n_p, n_q)
     rows = [
-        MetricValue("mauve", float(res.mauve), None, m, "exact", True, {}),
-        MetricValue("mauve_star", float(res.mauve_star), None, m, "exact", True, {}),
-        MetricValue("frontier_integral", float(res.frontier_integral), None, m, "exact", False, {}),
-        MetricValue("few_samples_flag", float(few), None, m, "exact", False, {}),
+        MetricValue(names.MAUVE, float(res.mauve), None, m, "exact", True, {}),
+        MetricValue(names.MAUVE_STAR, float(res.mauve_star), None, m, "exact", True, {}),
+        MetricValue(names.FRONTIER_INTEGRAL, float(res.frontier_integral), None, m, "exact", False, {}),
+        MetricValue(names.FEW_SAMPLES_FLAG, float(few), None, m, "exact", False, {}),
         # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
-        MetricValue("nfe", float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
-        MetricValue("seconds_per_sample", gen_seconds / max(n, 1), None, n, "exact", False, {}),
+        MetricValue(names.NFE, float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
+        MetricValue(names.SECONDS_PER_SAMPLE, gen_seconds / max(n, 1), None, n, "exact", False, {}),
     ]
     q_set, p_set = set(q_kept), set(p_kept)
     examples = [

@@ -16,6 +16,7 @@ from dlmbench.interface import LanguageModel, ScoreRequest
 from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 
 
@@ -35,13 +36,13 @@ def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: in
     bound = result.bound
     common = {"mc_samples": result.mc_samples, **result.settings}
     out = [
-        _mv("nll_per_token", metrics.per_token_nll(nll, ntok), bound, False, common),
-        _mv("perplexity", metrics.perplexity(nll, ntok), bound, False, common),
-        _mv("bits_per_byte", metrics.bits_per_byte(nll, n_bytes), bound, False, common),
+        _mv(names.NLL_PER_TOKEN, metrics.per_token_nll(nll, ntok), bound, False, common),
+        _mv(names.PERPLEXITY, metrics.perplexity(nll, ntok), bound, False, common),
+        _mv(names.BITS_PER_BYTE, metrics.bits_per_byte(nll, n_bytes), bound, False, common),
     ]
     words = [p.n_words for p in packed]
     if all(w is not None for w in words) and sum(words) > 0:
-        out.append(_mv("word_perplexity", metrics.word_perplexity(nll, np.array(words, dtype=np.float64)), bound, False, common))
+        out.append(_mv(names.WORD_PERPLEXITY, metrics.word_perplexity(nll, np.array(words, dtype=np.float64)), bound, False, common))
     examples = [
         {
             "index": i,

@@ -32,6 +32,7 @@ from dlmbench.interface import LanguageModel, until_eos
 from dlmbench.errors import BadSpec, UnknownName
 from dlmbench.seeding import request_seed
 from dlmbench.specs import TaskSpec
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.sources import dataset_name
 
@@ -149,15 +150,15 @@ def run_reasoning(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int
         raise BadSpec(f"task {task.name}: no examples to evaluate")
     fa, sa = metrics.accuracy(np.array(faithful)), metrics.accuracy(np.array(strict))
     out_rows = [
-        MetricValue("faithful_acc", fa.value, fa.stderr, fa.n, "exact", True, {"verifier": "paper-faithful"}),
-        MetricValue("strict_acc", sa.value, sa.stderr, sa.n, "exact", True, {"verifier": "strict"}),
-        MetricValue("nfe_per_example", nfe / len(rows_out), None, len(rows_out), "exact", False, {}),
+        MetricValue(names.FAITHFUL_ACC, fa.value, fa.stderr, fa.n, "exact", True, {"verifier": names.VERIFIER_OF[names.FAITHFUL_ACC]}),
+        MetricValue(names.STRICT_ACC, sa.value, sa.stderr, sa.n, "exact", True, {"verifier": names.VERIFIER_OF[names.STRICT_ACC]}),
+        MetricValue(names.NFE_PER_EXAMPLE, nfe / len(rows_out), None, len(rows_out), "exact", False, {}),
     ]
     if problem == "planning":
         for pd in sorted({r["planning_distance"] for r in rows_out}):
             sel = np.array([r["faithful"] for r in rows_out if r["planning_distance"] == pd])
             e = metrics.accuracy(sel)
-            out_rows.append(MetricValue(f"faithful_acc.pd{pd}", e.value, e.stderr, e.n, "exact", True, {"planning_distance": pd}))
+            out_rows.append(MetricValue(f"{names.FAITHFUL_ACC}.pd{pd}", e.value, e.stderr, e.n, "exact", True, {"planning_distance": pd}))
     settings = {"problem": problem, "variant": key, "max_new_tokens": max_new, "sampler": sampler, "steps": steps,
                 "data_seed": st.data_seed, "prompt_layout": "char[SEP]" if char else "text+suffix"}
     return TaskOutput(out_rows, rows_out, settings, dataset=dataset_name(task.dataset), split=ds.split)

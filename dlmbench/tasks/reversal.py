@@ -23,6 +23,7 @@ from dlmbench.interface import LanguageModel, ScoreRequest, until_eos
 from dlmbench.errors import DatasetUnavailable
 from dlmbench.seeding import request_seed
 from dlmbench.specs import DatasetSpec, TaskSpec
+from dlmbench.metrics import names
 from dlmbench.tasks.base import MetricValue, TaskOutput
 from dlmbench.data.tokenization import encode_pair
 from dlmbench.data.sources import dataset_name
@@ -55,11 +56,11 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
     logp = -scored.nll
     rows = []
     for name, est, bound, hib in (
-        ("exact_match", metrics.accuracy(em), "exact", True),
-        ("substring", metrics.accuracy(sub), "exact", True),
-        ("logprob", metrics.mean_estimate(logp), scored.bound, True),
+        (names.EXACT_MATCH, metrics.accuracy(em), "exact", True),
+        (names.SUBSTRING, metrics.accuracy(sub), "exact", True),
+        (names.LOGPROB, metrics.mean_estimate(logp), scored.bound, True),
     ):
-        rows.append(MetricValue(f"{direction}.{name}", est.value, est.stderr, est.n, bound, hib, {"direction": direction, "file": file}))
+        rows.append(MetricValue(names.reversal_metric(direction, name), est.value, est.stderr, est.n, bound, hib, {"direction": direction, "file": file}))
     examples = [
         {"direction": direction, "index": i, "prompt": r["prompt"], "target": r["completion"], "completion": c,
          "exact_match": bool(e), "substring": bool(s), "logprob": float(lp)}
@@ -71,7 +72,7 @@ def _direction(model: LanguageModel, task: TaskSpec, direction: str, file: str, 
 def run_reversal(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
     st = task.typed_settings
     rows, examples, settings = [], [], {}
-    for direction, file in (("same", st.same_file), ("reverse", st.reverse_file)):
+    for direction, file in ((names.REVERSAL_SAME, st.same_file), (names.REVERSAL_REVERSE, st.reverse_file)):
         r, e, s = _direction(model, task, direction, file, seed, limit)
         rows += r
         examples += e

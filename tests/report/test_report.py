@@ -54,9 +54,10 @@ def test_markdown_and_html_written_with_bounds_and_plots(results, tmp_path):
     page = written["html"].read_text()
     assert page.count("<table") == 3 and "data:image/png;base64," in page
     plots = sorted(p.name for p in (out / "plots").iterdir())
-    assert "bits_per_byte.png" in plots and "bits_per_byte.svg" in plots
-    assert any(p.startswith("countdown-cd3_acc_vs_steps") for p in plots)
-    assert "genppl_vs_entropy.png" in plots and "genppl-kjv_gen_ppl_vs_nfe.png" in plots
+    assert {"intervals_kjv.png", "intervals_kjv.svg", "intervals_countdown-cd3.png", "frontier_genppl-kjv.png",
+            "frontier_genppl-kjv.svg"} <= set(plots)
+    # the three countdown runs differ in steps: three rows, none hidden as a re-run
+    assert md.count("| tiny-mdlm | mdlm | 0.") == 3 and "Runs not shown" not in md
 
 
 def test_html_loads_in_headless_chromium(results, tmp_path):
@@ -89,6 +90,53 @@ def test_html_loads_in_headless_chromium(results, tmp_path):
     subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def _chromium_flags(tmp_path):
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def _dump(uri, tmp_path):
+    proc = subprocess.run(["chromium", *_chromium_flags(tmp_path), "--dump-dom", uri], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _kjv_models(dom):
+    """The model column of the kjv table, top to bottom, as the browser left it."""
+    import re
+
+    table = dom.split("id=\"task-kjv\"")[1].split("</table>")[0]
+    return [(m.group(2), "display: none" in m.group(1)) for m in re.finditer(r"<tr([^>]*)><td>([^<]*)</td>", table)]
+
+
+def test_clicking_a_header_sorts_and_the_filter_hides_rows_in_chromium(results, tmp_path):
+    """The page's own click handler, driven by its ``#sort=COLUMN[:desc]`` hook (it calls ``th.click()``), reorders
+    the rows in a real browser; ``#filter=TEXT`` hides the rows without the text."""
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must install Debian's chromium")
+        pytest.skip("Debian chromium not installed")
+    page = write_report(load_table(results), tmp_path / "report", results_root=results)["html"]
+    # as written: best (lowest perplexity) first
+    assert [m for m, _ in _kjv_models(_dump(page.as_uri(), tmp_path))] == ["tiny-ar", "tiny-mdlm"]
+    # one click: ascending (same order); two clicks: descending — the order flips
+    assert [m for m, _ in _kjv_models(_dump(page.as_uri() + "#sort=perplexity", tmp_path))] == ["tiny-ar", "tiny-mdlm"]
+    dom = _dump(page.as_uri() + "#sort=perplexity:desc", tmp_path)
+    assert [m for m, _ in _kjv_models(dom)] == ["tiny-mdlm", "tiny-ar"]
+    assert 'data-col="perplexity" data-order="desc"' in dom
+    assert _kjv_models(_dump(page.as_uri() + "#filter=tiny-ar", tmp_path)) == [("tiny-ar", False), ("tiny-mdlm", True)]
+
+
+def test_cells_carry_provenance_and_rows_link_to_their_run_folder(results, tmp_path):
+    out = tmp_path / "report"
+    page = write_report(load_table(results), out, results_root=results)["html"].read_text()
+    assert "title='perplexity = 31.2 ± 0.9 (bound: upper), n=100, full run&#10;" in page or \
+        "title='perplexity = 31.2 ± 0.9 (bound: upper), n=100, full run\nrun m1" in page
+    href = "../results/runs/tiny-mdlm/kjv/m1/"
+    assert f"href='{href}'" in page and (out / href).resolve().is_dir()
 
 
 def test_bound_markers_point_the_right_way():
