@@ -50,6 +50,13 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "task_settings.eval_model_card.tokenizer",
     "task_settings.featurizer_card.checkpoint",
     "task_settings.featurizer_card.tokenizer",
+    # content identity of the inputs (checkpoint/tokenizer/data sha256, hub commits; dlmbench.data.identity)
+    # and the DiT loaders' weight-file sha256 and revision: they say *which* checkpoint produced a row, which
+    # is what a regression check varies on purpose (a new checkpoint against the baseline's), so they are
+    # recorded but not compared
+    "identity",
+    "sha256",
+    "revision",
 )
 #: model settings renamed since older rows were written: family -> {old key -> new key}. A row of that family
 #: that records the old key is compared as if it recorded the new one (both sides), so committed baselines keep
