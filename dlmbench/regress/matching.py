@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dlmbench.regress.inputs import Entry
@@ -151,11 +151,16 @@ class Pair:
 
 @dataclass(frozen=True)
 class Problem:
-    """A reason the comparison is incomplete; ``kind`` is missing | settings | ambiguous | mismatch."""
+    """A reason the comparison is incomplete; ``kind`` is missing | settings | ambiguous | mismatch | lacking.
+
+    ``lacking``: a baseline row whose candidate run exists (rows of the same model, task and seed) but has no
+    row for this metric; :func:`dlmbench.regress.compare.compare` turns it into a regression (``entry`` is the
+    baseline row)."""
 
     kind: str
     where: str
     message: str
+    entry: Entry | None = field(default=None, compare=False, repr=False)
 
     def line(self) -> str:
         return f"{self.where}: {self.message}"
@@ -209,6 +214,7 @@ def match(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options) 
         groups[identity(e.row, opts)][1].append(e)
     pairs: list[Pair] = []
     problems: list[Problem] = []
+    candidate_runs = {identity(e.row, opts)[:2] + identity(e.row, opts)[3:] for e in candidate}
     for ident in sorted(groups, key=lambda t: tuple("" if x is None else str(x) for x in t)):
         bs, cs = groups[ident]
         where = describe_identity(ident, opts)
@@ -246,7 +252,10 @@ def match(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options) 
                 problems.append(Problem("settings", where, "settings differ: " + "; ".join(diffs)))
             else:
                 e = b_by[sig_b][0]
-                problems.append(Problem("missing", where, f"no candidate row (baseline {e.origin})"))
+                if ident[:2] + ident[3:] in candidate_runs:
+                    problems.append(Problem("lacking", where, f"the candidate run has no {ident[2]} row (baseline {e.origin})", e))
+                else:
+                    problems.append(Problem("missing", where, f"no candidate row (baseline {e.origin})"))
         for sig_c in left_c:
             e = c_by[sig_c][0]
             problems.append(Problem("missing", where, f"no baseline row (candidate {e.origin})"))
