@@ -223,6 +223,22 @@ class ModelSpec:
         out["settings"] = _freeze(self.settings)
         return out
 
+    def with_checkpoint(self, path: str | Path) -> ModelSpec:
+        """This card scoring another checkpoint folder (``dlmbench run --checkpoint PATH``): same name, family,
+        settings and ``gguf_file``, weights from ``path`` (a local folder or file, made absolute). A tokenizer that
+        the card reads from inside its own checkpoint folder is read from the same place inside ``path``; a
+        tokenizer elsewhere is kept. The job key covers the new files' content (:mod:`dlmbench.data.identity`)."""
+        folder = Path(path).expanduser()
+        if not folder.exists():
+            raise BadSpec(f"--checkpoint {path}: no such file or folder; give the folder of the checkpoint to score")
+        ck = self.checkpoint
+        new = CheckpointRef("local", str(folder.resolve()), ck.gguf_file, None)
+        tok = self.tokenizer
+        if tok is not None and tok.source == ck.source and (tok.location == ck.location or tok.location.startswith(ck.location + "/")):
+            inner = tok.location[len(ck.location):].lstrip("/")
+            tok = CheckpointRef("local", str((folder / inner).resolve()) if inner else new.location, tok.gguf_file, None)
+        return dataclasses.replace(self, checkpoint=new, tokenizer=tok)
+
     def with_settings(self, overrides: Mapping[str, Any]) -> ModelSpec:
         """The card's settings with ``overrides`` over them. A renamed setting (the family's settings type's
         ``renamed_settings``, old name -> new, e.g. Plaid's ``sampling_steps`` -> ``steps``) given under either
