@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlmbench import store
+from dlmbench.errors import BadSpec
 from dlmbench.registry import Registry
 from dlmbench.runner.execute import execute
 from dlmbench.runner.devices import check_device
@@ -75,12 +76,14 @@ def plan_suite(
     specs: Sequence[str | Path] = (),
     registry: Registry | None = None,
     where: str | None = None,
+    checkpoint: str | Path | None = None,
 ) -> list[Job]:
     """Every job of a suite, resolved and validated, nothing run: a mistake fails here, before any model loads.
 
     ``suite`` is a suite YAML file or its mapping (``{"models": [...], "tasks": [...], ...}``, see
     :mod:`dlmbench.runner.suite`); ``settings``/``limit``/``seeds`` override the suite's. ``where`` names the
-    suite in error messages.
+    suite in error messages. ``checkpoint`` (a folder) replaces the weights of the grid's one model card
+    (:meth:`dlmbench.specs.ModelSpec.with_checkpoint`): a new checkpoint scored as that card, under its name.
     """
     if isinstance(suite, Mapping):
         data, where = dict(suite), where or "suite"
@@ -89,6 +92,14 @@ def plan_suite(
     if seeds is not None:
         data["seeds"] = list(seeds)
     reg = registry or Registry.default(specs)
+    if checkpoint is not None:
+        models = data.get("models")
+        models = [models] if isinstance(models, str) else list(models or [])
+        if len(models) != 1:
+            raise BadSpec(f"--checkpoint scores one model card with new weights; {where} has {len(models)} models (give one --model)")
+        spec = reg.model(str(models[0])).with_checkpoint(checkpoint)
+        reg.models[spec.name] = spec
+        data["models"] = [spec.name]
     return expand_suite(data, registry=reg, out=Path(out), settings=settings, limit=limit, where=where)
 
 

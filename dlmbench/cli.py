@@ -88,11 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute even if a finished run with the same spec exists")
     run.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
     run.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="score this checkpoint folder as the one --model card (same name, family and settings; new weights, "
+        "and a tokenizer the card reads from its own folder); for CI checks of a new checkpoint",
+    )
+    run.add_argument(
         "--check",
         default=None,
         metavar="BASELINE",
         help="after running, compare this invocation's runs with BASELINE as `dlmbench regress` does and exit with its status (0/1/2)",
     )
+    run.add_argument("--markdown", default=None, metavar="FILE", help="with --check: also write the comparison's markdown table to FILE")
+    run.add_argument("--junit", default=None, metavar="FILE", help="with --check: write JUnit XML to FILE (one testcase per metric; failures are regressions)")
     run.add_argument(
         "--progress",
         choices=["auto", "on", "off"],
@@ -365,20 +374,33 @@ def _scheduler_options(args):
     return slurm, RayOptions(address=args.ray_address, gpus=gpus, cpus=args.ray_cpus)
 
 
-def _check(jobs, baseline: str) -> int:
-    """``--check``: this invocation's runs as the candidate of a regress comparison (default options)."""
+def _check(jobs, baseline: str, markdown_file: str | None = None, junit_file: str | None = None) -> int:
+    """``--check``: this invocation's runs as the candidate of a regress comparison (default options), against
+    the baseline's rows of the same models and tasks."""
     from dlmbench.regress.compare import StatOptions, compare
     from dlmbench.regress.inputs import load_side
     from dlmbench.regress.matching import Options
     from dlmbench.regress.render import markdown
     from dlmbench.store import is_finished
 
-    base = load_side(baseline, "baseline")
+    ran = {(job.run.model.name, job.run.task.name) for job in jobs}
+    # the baseline may hold more models and tasks than this invocation ran (a suite's baseline checked one model)
+    base = [e for e in load_side(baseline, "baseline") if (e.row.get("model"), e.row.get("task")) in ran]
     cand = [e for job in jobs if is_finished(job.folder) for e in load_side(job.folder, "candidate")]
     if not cand:
         raise BadSpec("--check: no finished run to compare")
+    if not base:
+        names = ", ".join(f"{m} × {t}" for m, t in sorted(ran))
+        raise BadSpec(f"--check: baseline {baseline} has no rows for {names}")
     report = compare(base, cand, Options(), StatOptions())
-    print(markdown(report, str(baseline), "this run"), end="")
+    md = markdown(report, str(baseline), "this run")
+    print(md, end="")
+    from dlmbench.regress.render import junit_xml
+
+    for path, text in ((markdown_file, md), (junit_file, None)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text if text is not None else junit_xml(report), encoding="utf-8")
     for p in report.blocking_problems:
         print(f"error: cannot compare {p.line()}", file=sys.stderr)
     if report.regressions:
@@ -401,6 +423,8 @@ def cmd_run(args) -> int:
         raise BadSpec("give either --suite or --model/--task, not both")
     if not args.suite and not (args.model and args.task):
         raise BadSpec("give --model and --task (comma-separated lists make a grid), or --suite FILE")
+    if (args.markdown or args.junit) and not args.check:
+        raise BadSpec("--markdown and --junit write the --check comparison; give --check BASELINE too")
     if args.check and not Path(args.check).exists():
         raise BadSpec(f"--check: baseline {args.check} does not exist (give a results folder, run folder or .csv/.parquet export)")
     if args.backend == "local":  # other backends run on machines this one cannot see
@@ -414,7 +438,7 @@ def cmd_run(args) -> int:
     jobs = api.plan_suite(
         suite, out=args.out, settings=settings, limit=args.limit,
         seeds=None if args.seed is None else [args.seed], specs=args.specs,
-        where=None if args.suite else "command line",
+        where=None if args.suite else "command line", checkpoint=args.checkpoint,
     )
     if args.dry_run:
         cached = [not args.force and is_finished(job.folder) for job in jobs]
@@ -457,7 +481,7 @@ def cmd_run(args) -> int:
             print("≤: diffusion likelihoods are Monte Carlo upper bounds on the NLL (stderr includes the MC error).")
     if args.check:
         print()
-        status = _check(jobs, args.check)
+        status = _check(jobs, args.check, args.markdown, args.junit)
         if status == 0 and (summary.failed or summary.submitted):
             log("check incomplete: some jobs failed or are still running, so their rows were not compared")
             return 2

@@ -7,7 +7,7 @@ Layout under a results root (default ``results/``)::
         metrics.jsonl    one tidy row per metric (columns below)
         examples.jsonl   per-request values (nll, n_tokens, correct, ...) for paired comparisons
         log.txt          what was run, when, on what, and how long it took
-    failures/<model>/<task>/<run_id>.json   the error of a job that failed (removed once it succeeds)
+    failures/<model>/<task>/<key>.json      the error of a job that failed (removed once it succeeds; runner.resolve.spec_key)
 
 A run folder is written to a temporary sibling and renamed into place (``os.replace`` on a directory is
 atomic on POSIX), so a crash or kill never leaves a folder that looks complete. The tidy table is the

@@ -38,7 +38,17 @@ def hub_offline() -> bool:
 
 
 def package_folder(name: str) -> Path:
-    """The folder of an installed package, found without importing it (it may have heavy imports)."""
+    """The folder of an installed package, found without importing it (it may have heavy imports).
+
+    ``name`` may continue with a relative path inside the package, ``pkg/sub/folder`` (how a card shipped in
+    dlmbench names its bundled checkpoint, e.g. ``dlmbench/cards/models/zoo/ar-kjv``: the same spelling on
+    every machine)."""
+    name, _, inner = name.partition("/")
+    if inner:
+        folder = package_folder(name) / inner
+        if not folder.exists():
+            raise CheckpointError(f"package {name!r} has no {inner!r} (looked for {folder}); check the card's checkpoint")
+        return folder
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):

@@ -10,6 +10,10 @@ For every matched pair of rows (:mod:`.matching`):
 3. a metric regressed (❌) when its adjusted p-value is ≤ α **and** its worsening is larger than the
    tolerance ``max(abs, rel · |baseline|)``; significantly worse but within tolerance is ⚠️.
 
+A broken candidate is always a regression, without a test: a candidate value that is null (how the store
+writes NaN), NaN or infinite, and a baseline metric that the candidate's run (same model, task and seed) lacks.
+Each is its own row in the table and a failing JUnit testcase, so ``regress`` exits 1 for them.
+
 Tolerances: per metric from the row's ``settings.task_settings.regress.tolerance.<metric>`` (the task
 card's ``settings: {regress: {tolerance: {perplexity: {rel: 0.01}}}}``; the candidate's card first, then
 the baseline's), else the global ``abs_tol``/``rel_tol``.
@@ -109,6 +113,8 @@ def compare(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options
     base = select(baseline, opts, "baseline")
     cand = select(candidate, opts, "candidate")
     pairs, problems = match(base, cand, opts)
+    lacking = [p for p in problems if p.kind == "lacking"]
+    problems = [p for p in problems if p.kind != "lacking"]
     varying = varying_keys(pairs, opts.ignored)
     planned = [_plan(p, stat) for p in pairs]
     n_tests = sum(1 for kind, *_ in planned if kind != "none")
@@ -122,6 +128,8 @@ def compare(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options
     results = []
     for pair, plan in zip(pairs, planned):
         results.append(_decide(pair, plan, stat, n_boot, _label(pair, varying, opts)))
+    for p in lacking:
+        results.append(_lacking(p))
     tested = [r for r in results if r.test is not None]
     adj = stats.adjust([r.test.p for r in tested], stat.correction)
     for r, pa in zip(tested, adj):
@@ -197,6 +205,12 @@ def _decide(pair: Pair, plan: tuple, stat: StatOptions, n_boot: int, label: str)
         allowed=stats.allowed_worsening(bv, abs_tol, rel_tol) if bv is not None else 0.0,
         note=note,
     )
+    if res.cand_value is None:
+        raw = c.get("value")
+        what = "null (not a finite number; NaN is stored as null)" if raw is None else f"{raw!r} (not a finite number)"
+        res.verdict = "regression"
+        res.note = _join(note if note != "no value" else "", f"candidate value is {what}")
+        return res
     if kind == "mcnemar":
         res.test = stats.mcnemar_exact_worse(cb[recipe.num] > 0.5, cc[recipe.num] > 0.5, s)
         res.test = stats.TestResult(
@@ -211,6 +225,25 @@ def _decide(pair: Pair, plan: tuple, stat: StatOptions, n_boot: int, label: str)
     elif kind == "z":
         res.test = stats.z_test_worse(res.base_value, res.base_se, res.cand_value, res.cand_se, s)
     return res
+
+
+def _lacking(problem: Problem) -> Result:
+    """A baseline metric the candidate's run does not report: a regression (module docstring)."""
+    b = problem.entry.row
+    return Result(
+        model=str(b.get("model")),
+        task=str(b.get("task")),
+        metric=str(b.get("metric")),
+        settings_label="",
+        bound=str(b.get("bound") or "exact"),
+        higher_is_better=bool(b.get("higher_is_better")),
+        base_value=_num(b.get("value")),
+        base_se=_num(b.get("stderr")),
+        cand_value=None,
+        cand_se=None,
+        verdict="regression",
+        note=f"missing from the candidate: {problem.message}",
+    )
 
 
 def _tolerance(pair: Pair, metric: str) -> dict[str, float]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dlmbench.regress.inputs import Entry
@@ -50,6 +50,13 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "task_settings.eval_model_card.tokenizer",
     "task_settings.featurizer_card.checkpoint",
     "task_settings.featurizer_card.tokenizer",
+    # content identity of the inputs (checkpoint/tokenizer/data sha256, hub commits; dlmbench.data.identity)
+    # and the DiT loaders' weight-file sha256 and revision: they say *which* checkpoint produced a row, which
+    # is what a regression check varies on purpose (a new checkpoint against the baseline's), so they are
+    # recorded but not compared
+    "identity",
+    "sha256",
+    "revision",
 )
 #: model settings renamed since older rows were written: family -> {old key -> new key}. A row of that family
 #: that records the old key is compared as if it recorded the new one (both sides), so committed baselines keep
@@ -144,11 +151,16 @@ class Pair:
 
 @dataclass(frozen=True)
 class Problem:
-    """A reason the comparison is incomplete; ``kind`` is missing | settings | ambiguous | mismatch."""
+    """A reason the comparison is incomplete; ``kind`` is missing | settings | ambiguous | mismatch | lacking.
+
+    ``lacking``: a baseline row whose candidate run exists (rows of the same model, task and seed) but has no
+    row for this metric; :func:`dlmbench.regress.compare.compare` turns it into a regression (``entry`` is the
+    baseline row)."""
 
     kind: str
     where: str
     message: str
+    entry: Entry | None = field(default=None, compare=False, repr=False)
 
     def line(self) -> str:
         return f"{self.where}: {self.message}"
@@ -202,6 +214,7 @@ def match(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options) 
         groups[identity(e.row, opts)][1].append(e)
     pairs: list[Pair] = []
     problems: list[Problem] = []
+    candidate_runs = {identity(e.row, opts)[:2] + identity(e.row, opts)[3:] for e in candidate}
     for ident in sorted(groups, key=lambda t: tuple("" if x is None else str(x) for x in t)):
         bs, cs = groups[ident]
         where = describe_identity(ident, opts)
@@ -239,7 +252,10 @@ def match(baseline: Sequence[Entry], candidate: Sequence[Entry], opts: Options) 
                 problems.append(Problem("settings", where, "settings differ: " + "; ".join(diffs)))
             else:
                 e = b_by[sig_b][0]
-                problems.append(Problem("missing", where, f"no candidate row (baseline {e.origin})"))
+                if ident[:2] + ident[3:] in candidate_runs:
+                    problems.append(Problem("lacking", where, f"the candidate run has no {ident[2]} row (baseline {e.origin})", e))
+                else:
+                    problems.append(Problem("missing", where, f"no candidate row (baseline {e.origin})"))
         for sig_c in left_c:
             e = c_by[sig_c][0]
             problems.append(Problem("missing", where, f"no baseline row (candidate {e.origin})"))

@@ -120,7 +120,7 @@ def junit_xml(report: Report, suite_name: str = "dlmbench regress") -> str:
     blocking = {id(p) for p in report.blocking_problems}
     n_fail = len(report.regressions)
     n_err = len(blocking)
-    n_skip = sum(1 for r in report.results if r.test is None) + len(report.problems) - n_err
+    n_skip = sum(1 for r in report.results if r.test is None and r.verdict != "regression") + len(report.problems) - n_err
     suites = ET.Element("testsuites", name=suite_name)
     suite = ET.SubElement(
         suites,

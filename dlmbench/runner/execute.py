@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from dlmbench.provenance import device_description, git_commit, now_iso, package_versions
-from dlmbench.runner.resolve import cache_key
+from dlmbench.runner.resolve import cache_key, key_identity
 from dlmbench.specs import RunSpec
 from dlmbench.store import MetricRow, RunRecord, is_finished, read_run, run_folder, write_run
 
@@ -90,11 +90,16 @@ def execute(
 
     versions = package_versions()
     describe = lm.describe() if hasattr(lm, "describe") else {}
+    from dlmbench.data.identity import provenance_identity
+
+    identity = provenance_identity(run.model.checkpoint, run.model.tokenizer, run.task.dataset)
     base_settings = {
         **{k: v for k, v in describe.items() if k not in ("family", "bound", "checkpoint")},
         **output.settings,
         "limit": run.limit,
         "task_settings": dict(run.task.settings),
+        # content digests (provenance; `dlmbench regress` ignores them by default, see regress.matching)
+        "identity": identity,
     }
     rows = [
         MetricRow(
@@ -128,10 +133,11 @@ def execute(
         f"started {started}, model load {load_s:.1f}s{load_note}, total {duration:.1f}s on {device_description(device)}\n"
         f"model {run.model.name} ({run.model.family}, {run.model.checkpoint.describe()})\n"
         f"task {run.task.name} ({run.task.type}), seed {run.seed}, limit {run.limit}\n"
+        f"identity {identity}\n"
         f"versions {versions}\n"
         + "".join(f"{r.metric} = {r.value:.6g} ± {r.stderr if r.stderr is not None else float('nan'):.3g} (n={r.n}, {r.bound})\n" for r in rows)
     )
-    spec = {"run_id": run_id, **run.to_dict(), "batch_size": batch_size, "device": device}
+    spec = {"run_id": run_id, **run.to_dict(), "identity": key_identity(run), "batch_size": batch_size, "device": device}
     if ctx is not None:
         spec["world_size"] = ctx.world_size
         log += f"data-parallel over {ctx.world_size} ranks (requests sharded by index, merged before scoring)\n"

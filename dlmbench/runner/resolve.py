@@ -135,5 +135,24 @@ def attach_model_cards(task: TaskSpec, registry: Registry) -> TaskSpec:
 
 
 def cache_key(run: RunSpec) -> str:
+    """The job's key (its ``run_id``): the hash of the resolved spec, the versions of the packages that change
+    numbers, and the *content* of its inputs (:func:`dlmbench.data.identity.job_identity`: the sha256 of the
+    checkpoint's weight, config and tokenizer files and of local data files, the commit of a hub checkpoint).
+    Overwriting a checkpoint's weights in place therefore makes a new job; touching a file without changing
+    its bytes does not (digests are cached by path, size and mtime)."""
+    versions = package_versions()
+    return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}, "identity": key_identity(run)})
+
+
+def spec_key(run: RunSpec) -> str:
+    """:func:`cache_key` without the content of the inputs: what names a job's failure record, so that a job
+    that failed (say, on a missing data file) and then succeeds once the file exists drops that record."""
     versions = package_versions()
     return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}})
+
+
+def key_identity(run: RunSpec) -> dict[str, Any]:
+    """The content part of :func:`cache_key` (also written to the run's ``spec.yaml``)."""
+    from dlmbench.data.identity import job_identity
+
+    return job_identity(run.model.checkpoint, run.model.tokenizer, run.task.dataset)

@@ -31,7 +31,7 @@ from typing import Any
 from dlmbench import store
 from dlmbench.errors import BadSpec
 from dlmbench.registry import Registry
-from dlmbench.runner.resolve import cache_key, resolve
+from dlmbench.runner.resolve import cache_key, resolve, spec_key
 from dlmbench.specs import RunSpec, load_yaml
 
 _SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "settings", "grid", "task_settings"}
@@ -47,8 +47,9 @@ class Job:
     grid_values: tuple[tuple[str, Any], ...] = ()
 
     def failure_path(self, out: Path | str) -> Path:
-        """Where a failure of this job is recorded under the results root ``out``."""
-        return store.failure_path(out, self.run.model.name, self.run.task.name, self.run_id)
+        """Where a failure of this job is recorded under the results root ``out``: named by the job's spec without
+        the content of its inputs (:func:`dlmbench.runner.resolve.spec_key`; the record holds the ``run_id``)."""
+        return store.failure_path(out, self.run.model.name, self.run.task.name, spec_key(self.run))
 
     @property
     def label(self) -> str:

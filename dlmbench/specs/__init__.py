@@ -92,6 +92,22 @@ def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str], required
             raise BadSpec(f"{where}: missing required field {key!r}")
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def package_relative(path: str | Path) -> str | None:
+    """``dlmbench/<relative path>`` for a path inside the installed dlmbench package, else None.
+
+    Cards shipped with dlmbench name their bundled files relative to the card (``local: zoo/ar-kjv``); recorded as
+    ``package: dlmbench/cards/models/zoo/ar-kjv`` they carry no machine's absolute path into job keys, spec files
+    or result rows."""
+    try:
+        rel = Path(path).expanduser().resolve().relative_to(PACKAGE_ROOT)
+    except (ValueError, OSError):
+        return None
+    return f"{PACKAGE_ROOT.name}/{rel.as_posix()}" if rel.parts else None
+
+
 @dataclass(frozen=True)
 class CheckpointRef:
     """Where weights (or a tokenizer) come from: a hub id, a local folder, or an installed package."""
@@ -115,6 +131,10 @@ class CheckpointRef:
         location = str(data[source])
         if source == "local" and base_dir is not None and not Path(location).expanduser().is_absolute():
             location = str((base_dir / location).resolve())
+        if source == "local":
+            inner = package_relative(location)
+            if inner is not None:  # a checkpoint shipped inside dlmbench (the zoo): the same name on every machine
+                source, location = "package", inner
         return cls(source, location, data.get("gguf_file"), data.get("revision"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +223,22 @@ class ModelSpec:
         out["settings"] = _freeze(self.settings)
         return out
 
+    def with_checkpoint(self, path: str | Path) -> ModelSpec:
+        """This card scoring another checkpoint folder (``dlmbench run --checkpoint PATH``): same name, family,
+        settings and ``gguf_file``, weights from ``path`` (a local folder or file, made absolute). A tokenizer that
+        the card reads from inside its own checkpoint folder is read from the same place inside ``path``; a
+        tokenizer elsewhere is kept. The job key covers the new files' content (:mod:`dlmbench.data.identity`)."""
+        folder = Path(path).expanduser()
+        if not folder.exists():
+            raise BadSpec(f"--checkpoint {path}: no such file or folder; give the folder of the checkpoint to score")
+        ck = self.checkpoint
+        new = CheckpointRef("local", str(folder.resolve()), ck.gguf_file, None)
+        tok = self.tokenizer
+        if tok is not None and tok.source == ck.source and (tok.location == ck.location or tok.location.startswith(ck.location + "/")):
+            inner = tok.location[len(ck.location):].lstrip("/")
+            tok = CheckpointRef("local", str((folder / inner).resolve()) if inner else new.location, tok.gguf_file, None)
+        return dataclasses.replace(self, checkpoint=new, tokenizer=tok)
+
     def with_settings(self, overrides: Mapping[str, Any]) -> ModelSpec:
         """The card's settings with ``overrides`` over them. A renamed setting (the family's settings type's
         ``renamed_settings``, old name -> new, e.g. Plaid's ``sampling_steps`` -> ``steps``) given under either
@@ -233,10 +269,13 @@ class DatasetSpec:
         if not isinstance(data, Mapping):
             raise BadSpec(f"{where}: expected a mapping")
         ds = validate_settings(DatasetSettings, data, where)
-        path = ds.path
-        if ds.source == "local" and base_dir is not None and not Path(path).expanduser().is_absolute():
+        path, source, file = ds.path, ds.source, ds.file
+        if source == "local" and base_dir is not None and not Path(path).expanduser().is_absolute():
             path = str((base_dir / path).resolve())
-        return cls(source=ds.source, path=path, name=ds.name, split=ds.split, field=ds.field, file=ds.file, format=ds.format)
+        if source == "local" and Path(path).is_file() and (inner := package_relative(path)) is not None:
+            # a data file shipped inside dlmbench: named by package and file, the same on every machine
+            source, path, file = "package", PACKAGE_ROOT.name, inner.partition("/")[2]
+        return cls(source=source, path=path, name=ds.name, split=ds.split, field=ds.field, file=file, format=ds.format)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -8,6 +8,7 @@ a clear effect (power).
 
 from __future__ import annotations
 
+import json
 import math
 import xml.etree.ElementTree as ET
 
@@ -420,3 +421,53 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     base, cand = _two_runs(tmp_path, shift=0.0)
     assert main(["--baseline", str(base), "--candidate", str(cand), "--alpha", "2"]) == 2
     assert "--alpha" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- broken candidates
+
+
+def _rewrite_candidate_rows(folder, edit):
+    """Apply ``edit(row) -> row | None`` to every row of the run folder's metrics.jsonl (None drops the row)."""
+    path = folder / "metrics.jsonl"
+    rows = [edit(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows if r is not None))
+
+
+@pytest.mark.parametrize("bad", [None, "NaN", "Infinity"])
+def test_a_non_finite_or_null_candidate_value_is_a_regression(tmp_path, capsys, bad):
+    base, cand = _two_runs(tmp_path, shift=-0.3)  # otherwise an improvement: exit 0
+    (folder,) = (cand / "runs" / "m" / "toy").iterdir()
+
+    def edit(r):
+        if r["metric"] == "perplexity":
+            r["value"] = None if bad is None else float(bad)
+        return r
+
+    _rewrite_candidate_rows(folder, edit)
+    junit, md = tmp_path / "j.xml", tmp_path / "s.md"
+    assert main(["--baseline", str(base), "--candidate", str(cand), "--junit", str(junit), "--markdown", str(md)]) == 1
+    captured = capsys.readouterr()
+    assert "regression: m/toy/perplexity" in captured.err
+    (line,) = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | toy | perplexity")]
+    assert "❌ regression" in line and "not a finite number" in line
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert int(suite.get("failures")) == 1 and int(suite.get("errors")) == 0 and int(suite.get("skipped")) == 0
+    (failed,) = [tc for tc in suite.findall("testcase") if tc.find("failure") is not None]
+    assert failed.get("name") == "perplexity" and "not a finite number" in failed.find("failure").text
+
+
+def test_a_metric_missing_from_an_existing_candidate_run_is_a_regression(tmp_path, capsys):
+    base, cand = _two_runs(tmp_path, shift=-0.3)
+    (folder,) = (cand / "runs" / "m" / "toy").iterdir()
+    _rewrite_candidate_rows(folder, lambda r: None if r["metric"] == "bits_per_byte" else r)
+    junit, md = tmp_path / "j.xml", tmp_path / "s.md"
+    assert main(["--baseline", str(base), "--candidate", str(cand), "--junit", str(junit), "--markdown", str(md)]) == 1
+    assert "regression: m/toy/bits_per_byte" in capsys.readouterr().err
+    (line,) = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | toy | bits_per_byte")]
+    assert "❌ regression" in line and "missing from the candidate" in line
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert int(suite.get("failures")) == 1 and int(suite.get("errors")) == 0
+    # a task the candidate never ran at all is still "cannot compare" (exit 2), not a regression
+    rng = np.random.default_rng(5)
+    lambada_run(base, "m", (rng.uniform(size=50) < 0.5).astype(float), rng.uniform(1, 3, 50), "rl")
+    assert main(["--baseline", str(base), "--candidate", str(cand)]) == 2
