@@ -237,7 +237,8 @@ DIGEST_FIELDS: tuple[str, ...] = ("checkpoint_digest", "checkpoint_sha256", "che
 
 def checkpoint_identity(row: Any) -> str:
     """What identifies the weights a row was computed with: the ``checkpoint`` string, plus
-    ``@<digest>`` for the first content digest found among :data:`DIGEST_FIELDS` (a column first, then a
+    ``@<digest>``: the run's recorded content identity (``settings.identity.checkpoint_sha256``, or the hub
+    commit), else for older rows the first digest found among :data:`DIGEST_FIELDS` (a column first, then a
     ``settings`` key). Two rows with different identities are never treated as re-runs of each other.
 
     ``row`` is a mapping (a record or a pandas row). This is the one place that decides it.
@@ -245,6 +246,11 @@ def checkpoint_identity(row: Any) -> str:
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     settings = get("settings") or {}
     digest = None
+    ident = settings.get("identity") if isinstance(settings, dict) else None
+    if isinstance(ident, dict):  # the content identity every run records (dlmbench/data/identity.py)
+        digest = ident.get("checkpoint_sha256") or ident.get("checkpoint_commit")
+        if digest:
+            return f"{get('checkpoint') or ''}@{digest}"
     for f in DIGEST_FIELDS:
         v = get(f)
         if v is None or (isinstance(v, float) and v != v):

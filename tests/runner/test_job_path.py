@@ -17,6 +17,7 @@ import pytest
 from dlmbench import api, store
 from dlmbench.cli import main
 from dlmbench.store import MetricRow
+from dlmbench.runner.resolve import spec_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tiny_zoo import make_zoo  # noqa: E402
@@ -98,8 +99,9 @@ def test_a_failed_job_is_recorded_in_the_store_and_cleared_on_success(specs, tmp
     out = tmp_path / "res"
     done = api.run_suite({"models": ["tiny-gpt2"], "tasks": ["tiny-missing"]}, out=out, specs=[specs])
     ((job, msg),) = done.summary.failed
-    path = store.failure_path(out, "tiny-gpt2", "tiny-missing", job.run_id)
-    assert path == job.failure_path(out) and json.loads(path.read_text())["error"].endswith(msg.split(": ", 1)[-1])
+    path = store.failure_path(out, "tiny-gpt2", "tiny-missing", spec_key(job.run))  # named by the spec, not content
+    assert path == job.failure_path(out) and path.exists()
+    assert json.loads(path.read_text())["run_id"] == job.run_id and json.loads(path.read_text())["error"].endswith(msg.split(": ", 1)[-1])
     store.clear_failure(path)
     assert not path.exists()
 
