@@ -396,14 +396,21 @@ def cmd_run(args) -> int:
     if len(jobs) == 1 and not summary.failed and not summary.submitted:
         note = " (cached: this exact spec already finished; --force recomputes)" if summary.cached else ""
         log(f"wrote {jobs[0].folder}{note}")
+    elif len(jobs) == 1 and summary.failed:  # one job: its error is the one error line
+        job, msg = summary.failed[0]
+        log(f"error: {job.label}: {msg} (recorded under {Path(args.out) / 'failures'})")
     else:
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
         for job, msg in summary.failed:
             log(f"  failed: {job.label}: {msg}")
+        if summary.failed:
+            log(f"error: {len(summary.failed)} of {len(jobs)} jobs failed (see the lines above)")
     all_rows = [r.to_json() for r in done.rows()]
     if args.json:
+        from dlmbench.store import dumps
+
         for r in all_rows:
-            print(json.dumps(r, ensure_ascii=False))
+            print(dumps(r))
     elif all_rows:
         print(render(all_rows))
         r0 = all_rows[0]
@@ -478,9 +485,11 @@ def cmd_results(args) -> int:
         for col in ("settings", "versions"):
             out[col] = out[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
         print(out.to_csv(index=False), end="")
-    else:
+    else:  # strict JSON lines: null for a missing or non-finite number, never NaN
+        from dlmbench.store import dumps
+
         for rec in df.to_dict("records"):
-            print(json.dumps(rec, ensure_ascii=False, default=str))
+            print(dumps(rec))
     return 0
 
 
