@@ -45,12 +45,13 @@ def evaluate(
 ) -> RunRecord:
     """Run ``model`` on ``task`` and write one run folder under ``out``; return its record.
 
-    A user mistake (unknown name, bad setting) raises one :class:`~dlmbench.errors.DlmbenchError` before
-    any model loads; a failure while running raises as it happened.
+    A user mistake (unknown name, bad setting, a results folder that cannot be written) raises one
+    :class:`~dlmbench.errors.DlmbenchError` before any model loads; a failure while running raises as it happened.
     """
     run = resolve(model, task, settings=settings, seed=seed, limit=limit, specs=specs, registry=registry)
     if loaded_model is None:
         check_device(device)
+    store.check_writable(out)
     return execute(run, batch_size=batch_size, device=device, out=out, force=force, loaded_model=loaded_model)
 
 
@@ -136,6 +137,7 @@ def run_suite(
         jobs = plan_suite(suite, out=out, settings=settings, limit=limit, seeds=seeds, specs=specs, registry=registry)
     if backend == "local":  # other backends run on machines this one cannot see (dlmbench/runner/devices.py)
         check_device(device)
+    store.check_writable(out)  # a read-only --out fails before any work, not after the whole job
     opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
     summary = run_with_backend(jobs, opts, backend=backend, progress=progress, slurm=slurm, ray=ray, log=log)
     return SuiteRun(list(jobs), summary)

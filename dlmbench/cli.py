@@ -8,7 +8,6 @@ Every user mistake is a :class:`~dlmbench.errors.DlmbenchError`, printed as one 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import textwrap
@@ -461,14 +460,21 @@ def cmd_run(args) -> int:
     if len(jobs) == 1 and not summary.failed and not summary.submitted:
         note = " (cached: this exact spec already finished; --force recomputes)" if summary.cached else ""
         log(f"wrote {jobs[0].folder}{note}")
+    elif len(jobs) == 1 and summary.failed:  # one job: its error is the one error line
+        job, msg = summary.failed[0]
+        log(f"error: {job.label}: {msg} (recorded under {Path(args.out) / 'failures'})")
     else:
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
         for job, msg in summary.failed:
             log(f"  failed: {job.label}: {msg}")
+        if summary.failed:
+            log(f"error: {len(summary.failed)} of {len(jobs)} jobs failed (see the lines above)")
     all_rows = [r.to_json() for r in done.rows()]
     if args.json:
+        from dlmbench.store import dumps
+
         for r in all_rows:
-            print(json.dumps(r, ensure_ascii=False))
+            print(dumps(r))
     elif all_rows:
         print(render(all_rows))
         r0 = all_rows[0]
@@ -547,11 +553,13 @@ def cmd_results(args) -> int:
             print(render(recs, ("model", "task", "metric", "value", "n", "limit", "bound", "seed", "run_id")))
     elif args.format == "csv":
         print(wide_table(df).to_csv(index=False), end="")
-    else:
+    else:  # strict JSON lines: null for a missing or non-finite number, never NaN
+        from dlmbench.store import dumps
+
         for rec, orig in zip(wide_table(df).to_dict("records"), df.to_dict("records")):
             rec = {k: (None if not isinstance(v, (dict, list, str)) and _isna(v) else v) for k, v in rec.items()}
             rec["settings"], rec["versions"] = orig["settings"], orig["versions"]  # nested objects in JSON
-            print(json.dumps(rec, ensure_ascii=False, default=str))
+            print(dumps(rec))
     return 0
 
 

@@ -19,7 +19,7 @@ from dlmbench.errors import BadSpec
 from dlmbench.specs import TaskSpec
 from dlmbench.data.detokenizers import get_detokenizer
 from dlmbench.data.packing import PackedRequest, pack
-from dlmbench.data.sources import load_texts
+from dlmbench.data.sources import Texts, load_texts
 
 PROGRESS_MIN_DOCS = 2000
 
@@ -73,4 +73,6 @@ def build_requests(task: TaskSpec, tokenizer, *, max_length: int | None, limit: 
         )
     except ValueError as e:
         raise BadSpec(f"task {task.name}: {e} (tokenizer {getattr(tokenizer, 'name', '?')})") from None
-    return [dataclasses.replace(p, doc_index=keep[p.doc_index]) for p in packed]
+    out = Texts(dataclasses.replace(p, doc_index=keep[p.doc_index]) for p in packed)
+    out.skipped_missing = originals.skipped_missing  # records without the text field (dataset.skip_missing)
+    return out

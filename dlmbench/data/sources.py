@@ -56,10 +56,15 @@ def load_records(ds: DatasetSpec, limit: int | None = None) -> list[dict[str, An
     file: ``"mod:K=R"`` keeps ``i % K == R`` (a fixed held-out split), ``"mod:K!=R"`` keeps the rest (its
     training complement); ``limit`` then applies to the selected records.
     """
+    return [r for _, r in _load_indexed(ds, limit)[1]]
+
+
+def _load_indexed(ds: DatasetSpec, limit: int | None) -> tuple[Path | None, list[tuple[int, dict[str, Any]]]]:
+    """(the file read, or None for a hub dataset; [(index of the record in the file, record)])."""
     if limit is not None and limit < 0:
         raise BadSpec(f"limit must be >= 0, not {limit}")
     if ds.source == "hf":
-        return _load_hf(ds, limit)
+        return None, list(enumerate(_load_hf(ds, limit)))
     selector = index_selector(ds.split)
     if ds.source == "local":
         path = Path(ds.path).expanduser()
@@ -73,9 +78,9 @@ def load_records(ds: DatasetSpec, limit: int | None = None) -> list[dict[str, An
         raise BadSpec(f"unknown dataset source {ds.source!r}")
     fmt = ds.format or (_url_format(ds.path) if ds.source == "url" else None)
     if selector is None:
-        return read_file(path, fmt, limit)
-    records = [r for i, r in enumerate(read_file(path, fmt)) if selector(i)]
-    return records if limit is None else records[:limit]
+        return path, list(enumerate(read_file(path, fmt, limit)))
+    records = [(i, r) for i, r in enumerate(read_file(path, fmt)) if selector(i)]
+    return path, (records if limit is None else records[:limit])
 
 
 def index_selector(split: str | None) -> Callable[[int], bool] | None:
@@ -92,17 +97,57 @@ def index_selector(split: str | None) -> Callable[[int], bool] | None:
     return lambda i: (i % k == r) == keep
 
 
-def load_texts(ds: DatasetSpec, limit: int | None = None) -> list[str]:
-    """The ``field`` column of :func:`load_records` as strings (``None`` becomes ``""``)."""
-    records = load_records(ds, limit)
-    if records and ds.field not in records[0]:
+class Texts(list):
+    """The texts of a dataset (a ``list[str]``) and how many records were skipped for lacking the field."""
+
+    skipped_missing: int = 0
+
+
+def load_texts(ds: DatasetSpec, limit: int | None = None) -> Texts:
+    """The ``field`` column of :func:`load_records` as strings.
+
+    A dataset with no records at all is an error (:class:`~dlmbench.errors.DatasetUnavailable`). A record that
+    lacks the field, or holds ``null`` there, is an error naming the file and line (the record's index for a
+    hub dataset or a parquet/json file), unless the card sets ``dataset.skip_missing: true``: then such records
+    are skipped and counted (``Texts.skipped_missing``; the perplexity task records it in its rows' settings).
+    An empty string is a zero-length document: kept here, and skipped by the packing of ``document`` and
+    ``sliding`` modes (it has no tokens to score, so it changes no number).
+    """
+    path, items = _load_indexed(ds, limit)
+    if not items:
+        if limit == 0:
+            return Texts()
+        raise DatasetUnavailable(f"dataset {describe(ds)} has no records{f' ({path} is empty)' if path else ''}; check the file or split")
+    records = [r for _, r in items]
+    if not any(r.get(ds.field) is not None for r in records) and ds.field not in records[0]:
         import difflib
 
         cols = sorted(records[0])
         close = difflib.get_close_matches(ds.field, cols, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; columns: {', '.join(cols)}"
         raise BadSpec(f"dataset {describe(ds)} has no field {ds.field!r}{hint}")
-    return ["" if r.get(ds.field) is None else str(r.get(ds.field)) for r in records]
+    missing = [i for i, r in items if r.get(ds.field) is None]
+    if missing and not ds.skip_missing:
+        where = _record_place(path, ds, missing[0])
+        raise DatasetUnavailable(
+            f"{where}: the record has no {ds.field!r} field ({len(missing)} of {len(items)} records lack it); fix the "
+            "data, or set dataset.skip_missing: true to skip such records (the number skipped is recorded)"
+        )
+    texts = Texts(str(r[ds.field]) for r in records if r.get(ds.field) is not None)
+    texts.skipped_missing = len(missing)
+    return texts
+
+
+def _record_place(path: Path | None, ds: DatasetSpec, index: int) -> str:
+    """``FILE line N`` for a line-based file (jsonl, json lines, txt), else ``DATASET record N`` (1-based)."""
+    if path is not None:
+        fmt = (ds.format or _ext_format(path)).lower()
+        if fmt in ("jsonl", "txt") or (fmt == "json" and _first_char(path) != "["):
+            for n, (lineno, _) in enumerate((k, line) for k, line in enumerate(_lines(path), 1) if line.strip()):
+                if n == index:
+                    return f"{path} line {lineno}"
+        return f"{path} record {index + 1}"
+    return f"dataset {describe(ds)} record {index + 1}"
 
 
 def dataset_name(ds: DatasetSpec) -> str:

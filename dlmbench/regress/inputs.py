@@ -2,7 +2,8 @@
 
 * a directory holding ``metrics.jsonl``: one run folder;
 * any other directory: every complete run folder below it (``runs/<model>/<task>/<run_id>/`` under a
-  results root; folders whose name starts with ``.`` are half-written temporaries and skipped);
+  results root; folders whose name starts with ``.`` are half-written temporaries and skipped; a damaged
+  folder (:func:`dlmbench.store.damage`) is reported once on stderr and skipped);
 * a ``.csv`` or ``.parquet`` file written by ``dlmbench results --export``: rows only, no per-example
   values, so only stderr-based tests are possible.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 from dlmbench.errors import ResultsError
-from dlmbench.store import is_finished
+from dlmbench.store import damage, is_finished, report_damaged
 
 
 @dataclass
@@ -42,6 +43,8 @@ def load_side(path: str | Path, role: str) -> list[Entry]:
             raise ResultsError(f"{role} {p} is a file but not a .csv or .parquet tidy-table export")
         entries = _load_table_file(p)
     else:
+        if (p / "metrics.jsonl").is_file() and not is_finished(p):  # the run folder named is damaged
+            raise ResultsError(f"{role} {p} is a damaged run folder: {damage(p)}")
         folders = [p] if is_finished(p) else _find_run_folders(p)
         entries = [e for folder in folders for e in _load_run_folder(folder)]
     if not entries:
@@ -53,8 +56,12 @@ def _find_run_folders(root: Path) -> list[Path]:
     out = []
     for m in sorted(root.rglob("metrics.jsonl")):
         rel = m.parent.relative_to(root).parts
-        if not any(part.startswith(".") for part in rel) and is_finished(m.parent):
+        if any(part.startswith(".") for part in rel):
+            continue
+        if is_finished(m.parent):
             out.append(m.parent)
+        else:
+            report_damaged(m.parent, damage(m.parent) or "incomplete")
     return out
 
 

@@ -15,10 +15,24 @@ import yaml
 from dlmbench.provenance import device_description, git_commit, now_iso, package_versions
 from dlmbench.runner.resolve import cache_key, key_identity
 from dlmbench.specs import RunSpec
-from dlmbench.store import MetricRow, RunRecord, is_finished, read_run, run_folder, write_run
+from dlmbench.store import MetricRow, RunRecord, is_finished, job_lock, read_run, run_folder, write_run
 
 
-def execute(
+def execute(run: RunSpec, **options: Any) -> RunRecord:
+    """Run one job and write its run folder (or read it back when finished and not ``force``); options as
+    :func:`_execute`. Outside ``torchrun`` the job's file lock (:func:`dlmbench.store.job_lock`) is held from the
+    "is it finished?" check to the written folder, so two processes running the same job are serialised: the
+    second one waits and reads the first one's run back."""
+    from dlmbench.runner.distributed import dist_info
+
+    if options.get("distributed") is False or dist_info() is None:
+        folder = run_folder(Path(options.get("out", "results")), run.model.name, run.task.name, cache_key(run))
+        with job_lock(folder):
+            return _execute(run, **options)
+    return _execute(run, **options)
+
+
+def _execute(
     run: RunSpec,
     *,
     batch_size: int | None = None,

@@ -100,6 +100,10 @@ def expand_suite(
         k = sorted(unknown)[0]
         close = difflib.get_close_matches(k, sorted(_SUITE_KEYS), n=1)
         raise BadSpec(f"{where}: unknown field {k!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    if data.get("name") is not None:
+        from dlmbench.specs import check_name
+
+        check_name(where, "suite", data["name"])
     models = [str(m) for m in _as_list(f"{where}: models", data.get("models"))]
     tasks = [str(t) for t in _as_list(f"{where}: tasks", data.get("tasks"))]
     if not models or not tasks:

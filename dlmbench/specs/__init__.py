@@ -44,6 +44,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,22 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+#: What a model, task or suite name may be: it names folders of the results store (``runs/<model>/<task>/``),
+#: so it must not be empty, ``.``/``..``, hidden, or hold a path separator.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+
+
+def check_name(where: str, kind: str, name: Any) -> str:
+    """``name`` as a string if it matches :data:`NAME_PATTERN`; :class:`BadSpec` (one line) otherwise."""
+    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    if text is None or not re.fullmatch(NAME_PATTERN, text):
+        raise BadSpec(
+            f"{where}: {kind} name {name!r} is not allowed; a name is letters, digits, '.', '_' and '-', starting with "
+            "a letter or digit (it names a folder of the results store)"
+        )
+    return text
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str], required: set[str] = frozenset()) -> None:
@@ -197,7 +214,7 @@ class ModelSpec:
         if not isinstance(settings, Mapping):
             raise BadSpec(f"{where}: settings must be a mapping")
         return cls(
-            name=str(data["name"]),
+            name=check_name(where, "model", data["name"]),
             family=family,
             checkpoint=CheckpointRef.from_dict(f"{where}: checkpoint", data["checkpoint"], base),
             tokenizer=CheckpointRef.from_dict(f"{where}: tokenizer", tok, base) if tok else None,
@@ -262,6 +279,7 @@ class DatasetSpec:
     field: str = "text"
     file: str | None = None
     format: str | None = None
+    skip_missing: bool = False
 
     @classmethod
     def from_dict(cls, where: str, data: Any, base_dir: Path | None = None) -> DatasetSpec:
@@ -269,16 +287,30 @@ class DatasetSpec:
         if not isinstance(data, Mapping):
             raise BadSpec(f"{where}: expected a mapping")
         ds = validate_settings(DatasetSettings, data, where)
+        if ds.source in ("local", "package", "url") and ds.split is not None:  # as dlmbench.data.sources.index_selector
+            m = re.fullmatch(r"mod:(\d+)(!?=)(\d+)", str(ds.split).replace(" ", ""))
+            if not m or int(m.group(1)) < 1 or int(m.group(3)) >= int(m.group(1)):
+                raise BadSpec(
+                    f"{where}: split {ds.split!r}: a file source takes 'mod:K=R' (records with index % K == R, "
+                    "0 <= R < K) or 'mod:K!=R' (the others), e.g. split: 'mod:50=0'"
+                )
         path, source, file = ds.path, ds.source, ds.file
         if source == "local" and base_dir is not None and not Path(path).expanduser().is_absolute():
             path = str((base_dir / path).resolve())
         if source == "local" and Path(path).is_file() and (inner := package_relative(path)) is not None:
             # a data file shipped inside dlmbench: named by package and file, the same on every machine
             source, path, file = "package", PACKAGE_ROOT.name, inner.partition("/")[2]
-        return cls(source=source, path=path, name=ds.name, split=ds.split, field=ds.field, file=file, format=ds.format)
+        return cls(
+            source=source, path=path, name=ds.name, split=ds.split, field=ds.field, file=file, format=ds.format,
+            skip_missing=ds.skip_missing,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        """The block as a card writes it (``skip_missing`` only when set, so existing jobs keep their keys)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if not self.skip_missing:
+            out.pop("skip_missing")
+        return out
 
 
 @dataclass(frozen=True)
@@ -322,7 +354,7 @@ class TaskSpec:
         validate_settings(task_settings_type(ttype), settings, f"{where}: settings")
         base = Path(source_file).parent if source_file else None
         return cls(
-            name=str(data["name"]),
+            name=check_name(where, "task", data["name"]),
             type=ttype,
             dataset=DatasetSpec.from_dict(f"{where}: dataset", data["dataset"], base),
             description=str(data.get("description", "")).strip(),

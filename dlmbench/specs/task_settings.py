@@ -218,3 +218,8 @@ class DatasetSettings(Settings):
     field: str = Field("text", min_length=1, description="Column holding the text.")
     file: str | None = Field(None, description="package: file inside the package.")
     format: Literal["jsonl", "json", "txt", "parquet"] | None = Field(None, description="local/url file format (None: from the extension).")
+    skip_missing: bool = Field(
+        False,
+        description="Skip records that lack the text field (or hold null) and record how many in the result "
+        "(skipped_missing); false: such a record is an error naming the file and line.",
+    )

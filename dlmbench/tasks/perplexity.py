@@ -62,6 +62,8 @@ def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: in
         "n_bytes": int(n_bytes.sum()),
         **common,
     }
+    if task.dataset.skip_missing:  # records without the text field were skipped: say how many
+        settings["skipped_missing"] = int(getattr(packed, "skipped_missing", 0))
     return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)
 
 

@@ -29,7 +29,7 @@ def _run(zoo, out, *extra, task="tiny-ppl,tiny-missing"):
 
 
 def _nll(out: Path, task: str = "tiny-ppl") -> list[float]:
-    (folder,) = list((out / "runs" / "tiny-gpt2" / task).iterdir())
+    (folder,) = [p for p in (out / "runs" / "tiny-gpt2" / task).iterdir() if not p.name.startswith(".")]  # not the lock file
     return [json.loads(x)["nll"] for x in (folder / "examples.jsonl").read_text().splitlines()]
 
 
@@ -74,7 +74,7 @@ def test_check_compares_the_runs_with_a_baseline(zoo, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "perplexity" in out and "|" in out
     # a row the baseline does not have: cannot compare, exit 2
-    (folder,) = list((base / "runs" / "tiny-gpt2" / "tiny-ppl").iterdir())
+    (folder,) = [p for p in (base / "runs" / "tiny-gpt2" / "tiny-ppl").iterdir() if not p.name.startswith(".")]
     rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["metric"] != "perplexity"))
     assert _run(zoo, tmp_path / "cand", "--check", str(base), task="tiny-ppl") == 2

@@ -99,8 +99,10 @@ def test_packaged_cards_all_validate():
 def test_dataset_overrides_point_a_task_at_local_files(tmp_path, monkeypatch):
     m, t = ModelSpec.from_dict(MODEL), TaskSpec.from_dict({**TASK, "dataset": {"source": "hf", "path": "wikitext", "split": "test"}})
     monkeypatch.chdir(tmp_path)
-    _, t2 = split_overrides(m, t, {"dataset.source": "local", "dataset.path": "copy.jsonl"})
+    with pytest.raises(BadSpec, match="split 'test': a file source takes 'mod:K=R'"):  # an hf split means nothing for a file
+        split_overrides(m, t, {"dataset.source": "local", "dataset.path": "copy.jsonl"})
+    _, t2 = split_overrides(m, t, {"dataset.source": "local", "dataset.path": "copy.jsonl", "dataset.split": "mod:2=0"})
     assert t2.dataset.source == "local" and t2.dataset.path == str(tmp_path / "copy.jsonl")
-    assert t2.dataset.split == "test"
+    assert t2.dataset.split == "mod:2=0"
     with pytest.raises(BadSpec, match="did you mean 'field'"):
         split_overrides(m, t, {"dataset.feild": "x"})

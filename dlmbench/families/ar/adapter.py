@@ -136,6 +136,9 @@ class ARModel(LanguageModel):
         ctx = settings.max_length or spec.max_length or positions
         if not ctx:
             raise BadSpec(f"model {spec.name}: unknown context length; set max_length in the card or with --set")
+        if positions and ctx > positions:  # the card's max_length: an IndexError deep in the network otherwise
+            raise BadSpec(f"model {spec.name}: max_length {ctx} (from the card) is larger than the network's {positions} "
+                          f"positions (max_position_embeddings in its config); set max_length to at most {positions}")
         self.max_length = int(ctx)
         self.stride = int(settings.stride or max(1, self.max_length // 2))
         if self.stride > self.max_length:
