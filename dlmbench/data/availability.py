@@ -46,8 +46,9 @@ def _hub_cached(repo: str, filename: str, revision: str | None) -> bool:
 
 def checkpoint_offline(ref: CheckpointRef) -> str:
     """``yes`` / ``cached`` / ``no`` for a model card's checkpoint (see the module docstring)."""
-    if ref.source == "package":
-        return YES if _package_has(ref.location.split("/")[0]) else NO
+    if ref.source == "package":  # ``pkg`` or ``pkg/inner/path``
+        package, _, inner = ref.location.partition("/")
+        return YES if _package_has(package, inner or None) else NO
     if ref.source == "local":
         return YES if Path(ref.location).expanduser().exists() else NO
     probe = ref.gguf_file or "config.json"

@@ -282,12 +282,13 @@ class DatasetSpec:
     skip_missing: bool = False
 
     @classmethod
-    def from_dict(cls, where: str, data: Any, base_dir: Path | None = None) -> DatasetSpec:
+    def from_dict(cls, where: str, data: Any, base_dir: Path | None = None, task_type: str = "") -> DatasetSpec:
         """Validate a ``dataset`` block (:class:`~dlmbench.specs.task_settings.DatasetSettings`) into a spec."""
         if not isinstance(data, Mapping):
             raise BadSpec(f"{where}: expected a mapping")
         ds = validate_settings(DatasetSettings, data, where)
-        if ds.source in ("local", "package", "url") and ds.split is not None:  # as dlmbench.data.sources.index_selector
+        # a file's split selects records (as dlmbench.data.sources.index_selector); an lmeval task's is lm-eval's split name
+        if ds.source in ("local", "package", "url") and ds.split is not None and task_type != "lmeval":
             m = re.fullmatch(r"mod:(\d+)(!?=)(\d+)", str(ds.split).replace(" ", ""))
             if not m or int(m.group(1)) < 1 or int(m.group(3)) >= int(m.group(1)):
                 raise BadSpec(
@@ -356,7 +357,7 @@ class TaskSpec:
         return cls(
             name=check_name(where, "task", data["name"]),
             type=ttype,
-            dataset=DatasetSpec.from_dict(f"{where}: dataset", data["dataset"], base),
+            dataset=DatasetSpec.from_dict(f"{where}: dataset", data["dataset"], base, ttype),
             description=str(data.get("description", "")).strip(),
             aliases=tuple(str(a) for a in data.get("aliases") or ()),
             detokenizer=tuple(str(d) for d in detok),
@@ -458,7 +459,7 @@ def split_overrides(model: ModelSpec, task: TaskSpec, overrides: Mapping[str, An
     if dataset_over:
         merged_ds = {**task.dataset.to_dict(), **dataset_over}
         base = Path.cwd()
-        task = dataclasses.replace(task, dataset=DatasetSpec.from_dict("--set dataset.*", merged_ds, base))
+        task = dataclasses.replace(task, dataset=DatasetSpec.from_dict("--set dataset.*", merged_ds, base, task.type))
     if packing_over:
         merged = {**task.packing, **packing_over}
         validate_settings(PackingSettings, merged, f"task {task.name}: packing (--set)")

@@ -176,13 +176,12 @@ def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
 
     settings = load_settings(LLaDASettings, spec, batch_size)
     dev = torch.device(device)
-    ref = spec.checkpoint.location
-    folder = resolve_folder(ref)
+    folder = resolve_folder(spec.checkpoint)  # a hub id, a local folder, or a folder shipped in a package
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}[spec.dtype]
     if dev.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         dtype = default_dtype(dev)  # float32 on CPU
     backbone = load_llada_backbone(folder, device=dev, dtype=dtype)
-    tok_folder = resolve_folder(spec.tokenizer.location) if spec.tokenizer else folder
+    tok_folder = resolve_folder(spec.tokenizer) if spec.tokenizer else folder
     cfg = backbone.config
     hf_tok = load_llada_tokenizer(tok_folder, mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id)
     bos = hf_tok.convert_tokens_to_ids("<|startoftext|>") if "<|startoftext|>" in hf_tok.get_vocab() else cfg.eos_token_id

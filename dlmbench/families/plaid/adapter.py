@@ -172,11 +172,21 @@ class PlaidModel(DiffusionLM):
                 "compute_dtype": str(self.net.model.compute_dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings.model_dump()}
 
 
+def _local_path(ref) -> Path:
+    """The path of a ``local`` reference, or of a ``package`` one (a folder or file shipped inside a package,
+    e.g. the zoo's ``dlmbench/cards/models/zoo/plaid-kjv``)."""
+    if ref.source == "package":
+        from dlmbench.data.hub import package_folder
+
+        return package_folder(ref.location)
+    return Path(ref.location).expanduser()
+
+
 def _tokenizer_path(spec: ModelSpec, folder: Path) -> Path:
     if spec.tokenizer is not None:
-        if spec.tokenizer.source != "local":
+        if spec.tokenizer.source not in ("local", "package"):
             raise CheckpointError(f"model {spec.name}: the Plaid tokenizer must be a local file or folder ({TOKENIZER_FILE})")
-        p = Path(spec.tokenizer.location).expanduser()
+        p = _local_path(spec.tokenizer)
         candidates = [p] if p.is_file() else [p / TOKENIZER_FILE, p / "tokenizer.json"]
     else:
         candidates = [folder / TOKENIZER_FILE, folder / "tokenizer.json"]
@@ -198,12 +208,12 @@ def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     from dlmbench.families.plaid.backbone import MODULE_NAMES, load_plaid_modules
 
     settings = load_settings(PlaidSettings, spec, batch_size)
-    if spec.checkpoint.source != "local":
+    if spec.checkpoint.source not in ("local", "package"):
         raise CheckpointError(
             f"model {spec.name}: Plaid weights are not on a hub; set checkpoint: {{local: /path/to/plaid1b_weights}} "
             f"and {_download_hint(Path('/path/to/plaid1b_weights'))}"
         )
-    folder = Path(spec.checkpoint.location).expanduser()
+    folder = _local_path(spec.checkpoint)
     missing = [n for n in MODULE_NAMES if not (folder / f"{n}.pt").is_file() and not (folder / f"{n}.safetensors").is_file()]
     if not folder.is_dir() or missing:
         what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(m + '.pt' for m in missing)}"
