@@ -460,16 +460,18 @@ def cmd_run(args) -> int:
     if len(jobs) == 1 and not summary.failed and not summary.submitted:
         note = " (cached: this exact spec already finished; --force recomputes)" if summary.cached else ""
         log(f"wrote {jobs[0].folder}{note}")
-    elif len(jobs) == 1 and summary.failed:  # one job: its error is the one error line
+    elif len(jobs) == 1 and summary.failed:  # one job, one line
         job, msg = summary.failed[0]
-        log(f"error: {job.label}: {msg} (recorded under {Path(args.out) / 'failures'})")
+        log(f"error: {job.label}: {msg} (recorded in {job.failure_path(args.out)})")
     else:
         log(f"summary: {summary.line()}" + (f" (errors under {Path(args.out) / 'failures'})" if summary.failed else ""))
         for job, msg in summary.failed:
             log(f"  failed: {job.label}: {msg}")
         if summary.failed:
-            log(f"error: {len(summary.failed)} of {len(jobs)} jobs failed (see the lines above)")
-    all_rows = [r.to_json() for r in done.rows()]
+            log(f"error: {len(summary.failed)} of {len(jobs)} jobs failed (listed above)")
+    # rows of the jobs that finished now or earlier; a failed job shows none (not even an earlier run's)
+    failed = {job.run_id for job, _ in summary.failed}
+    all_rows = [r.to_json() for r in done.rows() if r.run_id not in failed]
     if args.json:
         from dlmbench.store import dumps
 

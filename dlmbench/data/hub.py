@@ -12,6 +12,7 @@ can be reached (:mod:`dlmbench.data.network`) and, when it cannot, read only the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,3 +156,55 @@ def resolve_file(ref: CheckpointRef, *, allow_patterns: Sequence[str] | None = N
     if gguf and not (folder / gguf).is_file():
         raise CheckpointError(f"GGUF file {gguf!r} not found in {str(folder)!r} (checkpoint {ref.describe()})")
     return folder, gguf
+
+
+# -- code shipped in a checkpoint ------------------------------------------------------------------
+def custom_code(folder: Path | str) -> list[str]:
+    """The classes a checkpoint folder asks ``transformers`` to import from its own Python files (``auto_map`` in
+    ``config.json`` / ``tokenizer_config.json``), as ``"tokenizer_config.json: AutoTokenizer -> evil.EvilTokenizer"``.
+
+    Only read, never imported: dlmbench passes ``trust_remote_code=False`` to every ``from_pretrained`` and never
+    reads standard input, so none of that code runs (``tests/faults/test_remote_code.py``)."""
+    import json
+
+    found: list[str] = []
+    for name in ("config.json", "tokenizer_config.json"):
+        path = Path(folder) / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        auto_map = data.get("auto_map") if isinstance(data, dict) else None
+        if isinstance(auto_map, dict):
+            for key, target in auto_map.items():
+                target = next((t for t in target if t), None) if isinstance(target, (list, tuple)) else target
+                found.append(f"{name}: {key} -> {target}")
+    return found
+
+
+def load_error_line(error: BaseException, folder: Path | str) -> str:
+    """One line for a failed ``from_pretrained`` of ``folder``. When ``transformers`` refused because the checkpoint
+    needs its own Python code, the line says which class and that dlmbench never runs code from a checkpoint."""
+    text = str(error).strip()
+    if "custom code" in text or "trust_remote_code" in text:
+        shipped = "; ".join(custom_code(folder)) or "auto_map"
+        return (
+            f"it needs Python code shipped with the checkpoint ({shipped}) and dlmbench never runs code from a "
+            "checkpoint (trust_remote_code=False); use a config/tokenizer that names a class transformers provides "
+            "(e.g. tokenizer_class PreTrainedTokenizerFast with a tokenizer.json)"
+        )
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence ``transformers``' warnings while loading (its multi-line load reports, its notes on configs it could
+    not read): what matters is raised as one :class:`~dlmbench.errors.CheckpointError` line by the caller."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)

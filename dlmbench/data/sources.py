@@ -309,7 +309,7 @@ def _load_hf(ds: DatasetSpec, limit: int | None) -> list[dict[str, Any]]:
     where = describe(ds)
     try:
         with _hf_offline(offline):
-            data = datasets.load_dataset(ds.path, ds.name, split=split)
+            data = datasets.load_dataset(ds.path, ds.name, split=split, trust_remote_code=False)
     except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, DatasetNotFoundError, ValueError ...
         if network.offline_requested("datasets"):
             why = "offline mode is set (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE) and it is not in the HF cache"

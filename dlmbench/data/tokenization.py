@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlmbench.errors import CheckpointError
-from dlmbench.data.hub import resolve_file
+from dlmbench.data.hub import load_error_line, quiet_transformers, resolve_file
 from dlmbench.specs import CheckpointRef
 
 # A probe with several distinct words, letters, digits and punctuation: any working tokenizer maps it
@@ -75,15 +75,15 @@ def _open(folder: Path, gguf_file: str | None) -> Any:
     from transformers import AutoTokenizer
 
     if gguf_file:
-        return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+        return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file, trust_remote_code=False)
     try:
-        return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     except (OSError, ValueError, KeyError) as first:
         # a bare GPT-2 BPE folder (vocab.json + merges.txt, no tokenizer.json / config.json)
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
             from transformers import GPT2Tokenizer
 
-            return GPT2Tokenizer.from_pretrained(str(folder))
+            return GPT2Tokenizer.from_pretrained(str(folder), trust_remote_code=False)
         raise first
 
 
@@ -91,12 +91,12 @@ def load_tokenizer(ref: CheckpointRef) -> HFTokenizer:
     """Open the tokenizer at ``ref`` (folder, package, hub snapshot, or GGUF file) and check it works."""
     folder, gguf = resolve_file(ref)
     try:
-        hf = _open(folder, gguf)
+        with quiet_transformers():
+            hf = _open(folder, gguf)
     except CheckpointError:
         raise
     except Exception as e:  # transformers raises OSError/ValueError/KeyError/... for unreadable folders
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot load a tokenizer from {ref.describe()} ({folder}): {msg}") from None
+        raise CheckpointError(f"cannot load a tokenizer from {ref.describe()} ({folder}): {load_error_line(e, folder)}") from None
     tok = HFTokenizer(hf, name=ref.describe())
     check_not_empty(tok)
     return tok

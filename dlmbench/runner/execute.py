@@ -6,6 +6,7 @@ backends) runs a job through :func:`execute`; it is a plain top-level function s
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from dlmbench.provenance import device_description, git_commit, now_iso, package
 from dlmbench.runner.resolve import cache_key, key_identity
 from dlmbench.specs import RunSpec
 from dlmbench.store import MetricRow, RunRecord, is_finished, job_lock, read_run, run_folder, write_run
+from dlmbench.tasks.base import require_finite_output
 
 
 def execute(run: RunSpec, **options: Any) -> RunRecord:
@@ -100,6 +102,8 @@ def _execute(
         ctx.share(error, f"running {run.task.name}")
     else:
         output = runner(lm, run.task, seed=run.seed, limit=run.limit)
+    # the one place rows and examples are built: a NaN or infinite number fails the job, no run folder is written
+    require_finite_output(output, f"{run.model.name} × {run.task.name}")
     duration = time.time() - t0
 
     versions = package_versions()
@@ -124,7 +128,7 @@ def _execute(
             task=run.task.name,
             metric=m.metric,
             value=float(m.value),
-            stderr=None if m.stderr is None else float(m.stderr),
+            stderr=None if m.stderr is None or not math.isfinite(m.stderr) else float(m.stderr),  # undefined for n < 2
             n=int(m.n),
             bound=m.bound,
             higher_is_better=bool(m.higher_is_better),

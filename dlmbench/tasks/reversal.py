@@ -30,6 +30,11 @@ from dlmbench.data.sources import dataset_name
 
 
 def _file_spec(ds: DatasetSpec, file: str) -> DatasetSpec:
+    """One of the task's JSONL files inside its dataset folder: a folder, a URL prefix, or (``source: package``) a
+    folder ``ds.file`` inside the package ``ds.path``."""
+    if ds.source == "package":
+        folder = (ds.file or "").rstrip("/")
+        return dataclasses.replace(ds, file=f"{folder}/{file}" if folder else file, field="prompt", format="jsonl")
     sep = "" if ds.path.endswith("/") else "/"
     return dataclasses.replace(ds, path=ds.path + sep + file, field="prompt", file=None, format="jsonl")
 

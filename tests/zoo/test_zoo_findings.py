@@ -22,11 +22,11 @@ import torch
 
 from dlmbench.zoo.build import ZOO, ZooEntry, train_entry
 from dlmbench.zoo.configs import get_config
-from dlmbench.zoo.corpus import (BOS, CD3_ANSWER_LEN, CD3_DATA_SEED, CD3_TEST_N, cd3_corpus, char_tokenizer,
-                                 corpus_rows, load_corpus)
+from dlmbench.zoo.corpus import (BOS, CD3_ANSWER_LEN, CD3_DATA_SEED, CD3_TEST_N, REVERSAL_PACKAGE_DIR, cd3_corpus,
+                                 char_tokenizer, corpus_rows, load_corpus)
 from dlmbench.zoo.train import LossContext, _score_mask, prepare, scored_tokens
 
-REVERSAL_DIR = Path(os.environ.get("DLMBENCH_REVERSAL_DIR", "/work/shared/data/reversal_curse"))
+REVERSAL_DIR = Path(os.environ.get("DLMBENCH_REVERSAL_DIR") or Path(__file__).resolve().parents[2] / "dlmbench" / REVERSAL_PACKAGE_DIR)
 needs_reversal = pytest.mark.skipif(not (REVERSAL_DIR / "all_prompts_train.jsonl").is_file(),
                                     reason="Berglund reversal-curse files not available")
 FAMILIES = ("ar", "mdlm")
@@ -213,17 +213,11 @@ def test_reversal_model_runs_the_reversal_task(family, tmp_path):
     train_entry(entry, get_config("test", max_len=128, max_steps=2), root=tmp_path, progress=False, log=lambda m: None)
     spec = _card(tmp_path, entry).with_settings({"steps": 8, "mc_samples": 2} if family == "mdlm" else {})
     model = load_model(spec)
-    task = _local(default_registry().task("reversal-p2d"))
+    task = default_registry().task("reversal-p2d")  # the card as shipped: its data are package files
     out = run_reversal(model, task, seed=0, limit=2)
     names = {r.metric for r in out.metrics}
     assert {"same.exact_match", "reverse.exact_match", "same.logprob", "reverse.logprob"} <= names
     assert {r.bound for r in out.metrics if r.metric.endswith("logprob")} == {"exact" if family == "ar" else "upper"}
-
-
-def _local(task):
-    import dataclasses
-
-    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, source="local", path=str(REVERSAL_DIR)))
 
 
 @pytest.mark.parametrize("name", ["zoo-ar-reversal", "zoo-mdlm-reversal", "zoo-ar-cd3", "zoo-mdlm-cd3"])

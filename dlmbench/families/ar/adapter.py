@@ -358,19 +358,30 @@ class ARModel(LanguageModel):
 def _load_weights(spec: ModelSpec, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM
 
-    from dlmbench.data.hub import resolve_file
+    from dlmbench.data.hub import load_error_line, quiet_transformers, resolve_file
 
     folder, gguf = resolve_file(spec.checkpoint)
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": False}  # never code from a checkpoint
     if gguf:
         kwargs["gguf_file"] = gguf
+    # every tensor of the architecture must come from the file with its shape: transformers would otherwise fill a
+    # missing tensor with random values (and explain a wrong shape in a multi-line report); we say it in one line
+    kwargs.update(output_loading_info=True, ignore_mismatched_sizes=True)
+    where = f"model {spec.name}: cannot load a causal LM from {spec.checkpoint.describe()}"
     try:
-        return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        with quiet_transformers():  # its multi-line load report; what matters is raised below
+            model, info = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except CheckpointError:
         raise
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"model {spec.name}: cannot load a causal LM from {spec.checkpoint.describe()}: {msg}") from None
+        raise CheckpointError(f"{where}: {load_error_line(e, folder)}") from None
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in info.get("mismatched_keys") or ())
+    if mismatched:
+        raise CheckpointError(f"{where}: {len(mismatched)} tensor(s) have the wrong shape for its config.json, e.g. {mismatched[0]}")
+    if missing:
+        raise CheckpointError(f"{where}: {len(missing)} tensor(s) missing from the weights, e.g. {missing[0]}")
+    return model
 
 
 def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> ARModel:
@@ -384,6 +395,12 @@ def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = No
         dtype = torch.float32  # half-precision matmuls are slow or missing on CPU
     tokenizer = load_tokenizer(spec.tokenizer or spec.checkpoint)
     model = _load_weights(spec, dtype).to(dev)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer.hf) > rows:  # a token id past the embedding would fail mid-run, or index the wrong row
+        raise CheckpointError(
+            f"model {spec.name}: its tokenizer has {len(tokenizer.hf)} tokens but the weights embed only {rows}; "
+            "the tokenizer does not belong to these weights"
+        )
     return ARModel(model, tokenizer, spec=spec, device=dev, settings=settings)
 
 

@@ -183,7 +183,7 @@ def load_llada_tokenizer(ref: str | Path, *, mask_id: int | None = None, eos_id:
         folder = folder / "tokenizer"
     if not (folder / "tokenizer.json").is_file():
         raise CheckpointError(f"no tokenizer.json in LLaDA checkpoint folder {folder}")
-    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False)
     mask_id = MASK_ID if mask_id is None else int(mask_id)
     eos_id = EOS_ID if eos_id is None else int(eos_id)
     if (mask_id, eos_id) == (MASK_ID, EOS_ID):
