@@ -147,3 +147,20 @@ def test_readme_commands_run_as_written(tmp_path):
     assert (scratch / "table.csv").read_text().startswith("run_id,")
     assert (scratch / "table.parquet").stat().st_size > 0
     assert (scratch / "results" / "leaderboard" / "leaderboard.html").is_file()
+
+
+def test_every_test_the_readme_cites_exists():
+    """"What we guarantee" names the test behind each promise: each named file and test function exists
+    (``tests/x.py::test_a``, then ``::test_b`` for another test of the same file)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    current, cited = None, []
+    for m in re.finditer(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", text):
+        if m.group(1):
+            current = m.group(1)
+            assert (ROOT / current).is_file(), f"README cites {current}, which does not exist"
+        if m.group(2):
+            assert current, f"README cites ::{m.group(2)} before naming its file"
+            cited.append((current, m.group(2)))
+    assert len(cited) >= 15, cited
+    for path, name in cited:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.M), f"README cites {path}::{name}, which does not exist"
