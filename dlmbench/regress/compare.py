@@ -256,8 +256,8 @@ def _tolerance(pair: Pair, metric: str) -> dict[str, float]:
     return {}
 
 
-def _label(pair: Pair, varying: Mapping[str, list[str]], opts: Options) -> str:
-    keys = varying.get(str(pair.base.row.get("task")), [])
+def _label(pair: Pair, varying: Mapping[tuple[str, str], list[str]], opts: Options) -> str:
+    keys = varying.get((str(pair.base.row.get("model")), str(pair.base.row.get("task"))), [])
     if not keys:
         return ""
     s = compared_settings(pair.base.row, opts.ignored)

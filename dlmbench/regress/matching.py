@@ -294,11 +294,25 @@ def _pair_mismatch(pair: Pair) -> str | None:
     return None
 
 
-def varying_keys(pairs: Sequence[Pair], ignored: Iterable[str]) -> dict[str, list[str]]:
-    """Per task, the compared settings keys whose value differs between matched rows (for the table)."""
-    by_task: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+def varying_keys(pairs: Sequence[Pair], ignored: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+    """Per (model, task), the compared settings keys whose value differs between its matched rows: what tells
+    two rows of one model and task apart in the table (e.g. ``steps``). Keys that vary in lockstep (``steps``,
+    ``sampler.steps``, ``task_settings.steps``) are shown once, by the shortest name."""
+    ignored = list(ignored)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for p in pairs:
-        task = str(p.base.row.get("task"))
-        for k, v in compared_settings(p.base.row, ignored).items():
-            by_task[task][k].add(v)
-    return {task: sorted(k for k, vals in keys.items() if len(vals) > 1) for task, keys in by_task.items()}
+        groups[(str(p.base.row.get("model")), str(p.base.row.get("task")))].append(compared_settings(p.base.row, ignored))
+    out: dict[tuple[str, str], list[str]] = {}
+    for group, settings in groups.items():
+        everywhere = set.intersection(*(set(s) for s in settings))  # a key only some rows carry is a metric's extra
+        keys = sorted(everywhere) or sorted({k for s in settings for k in s})
+        seen: dict[tuple[int, ...], str] = {}
+        for k in sorted(keys, key=lambda k: (k.count("."), len(k), k)):
+            values = [str(s.get(k, "(absent)")) for s in settings]
+            if len(set(values)) < 2:
+                continue
+            first: dict[str, int] = {}
+            partition = tuple(first.setdefault(v, len(first)) for v in values)  # which rows share a value
+            seen.setdefault(partition, k)  # keys that split the rows the same way (steps, nfe): the shortest name
+        out[group] = sorted(seen.values())
+    return out

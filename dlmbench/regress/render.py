@@ -50,55 +50,83 @@ def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+#: the widest line :func:`markdown` aims for (a PR comment, a job summary)
+MARKDOWN_WIDTH = 100
+
+_COLUMNS = ["model", "task", "metric", "setting", "baseline", "candidate", "Δ", "p adj.", "verdict"]
+
+
+def _row(r: Result) -> list[str]:
+    note = r.note.replace("no stderr: not tested", "no stderr")  # "—" under p adj. says it was not tested
+    if r.verdict == "regression":  # always said in words, with why where there is a note
+        verdict = f"{VERDICT[r.verdict]} regression" + (f": {note}" if note else "")
+    else:
+        verdict = VERDICT[r.verdict] + (f" {note}" if note else ("" if r.verdict == "pass" else f" {VERDICT_WORD[r.verdict]}"))
+    return [
+        r.model,
+        r.task,
+        r.metric + (" ↑" if r.higher_is_better else " ↓"),
+        r.settings_label or "",
+        fmt_value(r.base_value, r.base_se, r.bound, r.higher_is_better),
+        fmt_value(r.cand_value, r.cand_se, r.bound, r.higher_is_better),
+        "—" if r.diff is None else f"{r.diff:+.3g}",  # its stderr is in the test behind p adj.
+        fmt_p(r.p_adj) if r.test is not None else "—",
+        verdict,
+    ]
+
+
+def _table(results: list[Result]) -> list[str]:
+    """Markdown tables of ``results``, one per task (its name above it, so rows need no task column); the
+    ``setting`` column only where some row needs it."""
+    out: list[str] = []
+    tasks = list(dict.fromkeys(r.task for r in results))
+    for task in tasks:
+        rows = [_row(r) for r in results if r.task == task]
+        keep = [i for i, c in enumerate(_COLUMNS) if c != "task" and (c != "setting" or any(row[i] for row in rows))]
+        out += [f"task `{_cell(task)}`", ""]
+        out += ["| " + " | ".join(_COLUMNS[i] for i in keep) + " |", "|" + "---|" * len(keep)]
+        out += ["| " + " | ".join(_cell(row[i]) for i in keep) + " |" for row in rows]
+        tests: dict[str, list[str]] = {}
+        for r in results:
+            if r.task == task and r.test is not None:
+                tests.setdefault(r.test.test, [])
+                if r.metric not in tests[r.test.test]:
+                    tests[r.test.test].append(r.metric)
+        if tests:
+            out += ["", "tests: " + "; ".join(f"{', '.join(ms)}: {t}" for t, ms in tests.items())]
+        out.append("")
+    return out[:-1]
+
+
 def markdown(report: Report, baseline: str = "baseline", candidate: str = "candidate") -> str:
-    """The job-summary table with a one-line verdict, the cannot-compare list, and a legend."""
+    """A PR comment / job summary: a one-line verdict, the regressions first (their own table), every compared
+    metric in a collapsed ``<details>`` section, the cannot-compare list, and a legend.
+
+    Lines stay within :data:`MARKDOWN_WIDTH` columns where the names allow: a row shows only the settings
+    that tell it apart from the other rows of its model and task (e.g. ``steps=64``), never the full settings."""
     st = report.stat
-    n_reg = len(report.regressions)
+    regressions = [r for r in report.results if r.verdict == "regression"]
     blocking = report.blocking_problems
     if blocking:
         head = f"⚠️ cannot compare: {len(blocking)} problem{'s' * (len(blocking) != 1)}"
-    elif n_reg:
-        head = f"❌ {n_reg} regression{'s' * (n_reg != 1)} in {_n(len(report.results), 'metric')}"
+    elif regressions:
+        head = f"❌ {_n(len(regressions), 'regression')} in {_n(len(report.results), 'metric')}"
     else:
         head = f"✅ no regression in {_n(len(report.results), 'metric')}"
     lines = [
         f"### dlmbench regress: {head}",
         "",
-        f"baseline `{baseline}` · candidate `{candidate}` · one-sided tests (candidate worse) at α = {st.alpha:g}, "
-        f"{CORRECTION_NAME[st.correction]} correction over {report.n_tests} tested metric{'s' * (report.n_tests != 1)}",
+        f"baseline `{baseline}`  ",
+        f"candidate `{candidate}`  ",
+        f"one-sided tests (candidate worse), α = {st.alpha:g}, {CORRECTION_NAME[st.correction]} correction over "
+        f"{_n(report.n_tests, 'tested metric')}",
         "",
     ]
+    if regressions:
+        lines += ["**Regressions**", ""] + _table(regressions) + [""]
     if report.results:
-        lines += [
-            "| model | task | metric | settings | baseline | candidate | Δ (cand − base) | test | p | p adj. | verdict |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in report.results:
-            verdict = f"{VERDICT[r.verdict]} {VERDICT_WORD[r.verdict]}"
-            test = r.test.test if r.test else "not tested"
-            if r.note:
-                verdict += f" ({r.note})"
-            lines.append(
-                "| "
-                + " | ".join(
-                    _cell(x)
-                    for x in (
-                        r.model,
-                        r.task,
-                        r.metric + (" ↑" if r.higher_is_better else " ↓"),
-                        r.settings_label,
-                        fmt_value(r.base_value, r.base_se, r.bound, r.higher_is_better),
-                        fmt_value(r.cand_value, r.cand_se, r.bound, r.higher_is_better),
-                        fmt_diff(r),
-                        test,
-                        fmt_p(r.test.p if r.test else None),
-                        fmt_p(r.p_adj),
-                        verdict,
-                    )
-                )
-                + " |"
-            )
-        lines.append("")
+        lines += [f"<details><summary>All {_n(len(report.results), 'compared metric')}</summary>", ""]
+        lines += _table(report.results) + ["", "</details>", ""]
     if report.problems:
         lines.append("**Cannot compare:**" if blocking else "**Not compared (allowed by --allow-missing):**")
         lines.append("")
@@ -107,10 +135,11 @@ def markdown(report: Report, baseline: str = "baseline", candidate: str = "candi
         lines.append("")
     for n in report.notes:
         lines.append(f"_note: {n}_")
-    legend = "↓ lower is better, ↑ higher is better. ✅ no significant worsening; ❌ significantly worse and beyond tolerance; ⚠️ not tested or within tolerance."
+    legend = ["↓ lower is better, ↑ higher is better. ✅ no significant worsening; ❌ significantly worse and",
+              "beyond tolerance; ⚠️ not tested or within tolerance. Δ = candidate − baseline."]
     if any(r.bound == "upper" for r in report.results):
-        legend += " ≤: diffusion likelihoods are Monte Carlo upper bounds (stderr includes the Monte Carlo error)."
-    lines.append(legend)
+        legend.append("≤: diffusion likelihoods are Monte Carlo upper bounds (stderr includes the Monte Carlo error).")
+    lines += legend
     return "\n".join(lines) + "\n"
 
 

@@ -267,7 +267,8 @@ def test_improvement_exits_0(tmp_path, capsys):
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| m |")]
     assert len(table) == 3
-    assert all("✅ pass" in line and "paired bootstrap" in line and "| -" in line for line in table)
+    assert all("✅" in line and "| -" in line for line in table)
+    assert ": paired bootstrap" in out.split("tests: ")[1]  # the test behind each p, under its table
 
 
 def test_regression_exits_1_with_junit_failures(tmp_path, capsys):
@@ -281,7 +282,11 @@ def test_regression_exits_1_with_junit_failures(tmp_path, capsys):
     cases = suite.findall("testcase")
     assert len(cases) == 3 and int(suite.get("tests")) == 3
     assert int(suite.get("failures")) == 3 == sum(tc.find("failure") is not None for tc in cases)
-    assert md.read_text(encoding="utf-8").count("❌ regression") == 3
+    text = md.read_text(encoding="utf-8")
+    regressions_first = text.split("<details>")[0]  # the regressions' own table, before the collapsed full one
+    assert sum("❌ regression" in line for line in regressions_first.splitlines() if line.startswith("| m |")) == 3
+    assert "<summary>All 3 compared metrics</summary>" in text
+    assert max(len(line) for line in text.splitlines()) <= 100  # fits a PR comment
     assert "regression:" in capsys.readouterr().err
 
 
@@ -362,9 +367,9 @@ def test_lambada_mcnemar_end_to_end(tmp_path, capsys):
     assert main(["--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "c")]) == 1
     out = capsys.readouterr().out
     acc_line = next(line for line in out.splitlines() if "| acc" in line)
-    assert "McNemar exact" in acc_line and "❌" in acc_line
+    assert "❌" in acc_line and "acc: McNemar exact" in out
     ppl_line = next(line for line in out.splitlines() if "| perplexity" in line)
-    assert "paired bootstrap" in ppl_line and "✅" in ppl_line
+    assert "✅" in ppl_line and "perplexity: paired bootstrap" in out
 
 
 def test_csv_export_uses_stderr_test_and_markdown_shows_bounds(tmp_path):
@@ -448,7 +453,7 @@ def test_a_non_finite_or_null_candidate_value_is_a_regression(tmp_path, capsys, 
     assert main(["--baseline", str(base), "--candidate", str(cand), "--junit", str(junit), "--markdown", str(md)]) == 1
     captured = capsys.readouterr()
     assert "regression: m/toy/perplexity" in captured.err
-    (line,) = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | toy | perplexity")]
+    line = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | perplexity")][0]  # regressions table
     assert "❌ regression" in line and "not a finite number" in line
     suite = ET.parse(junit).getroot().find("testsuite")
     assert int(suite.get("failures")) == 1 and int(suite.get("errors")) == 0 and int(suite.get("skipped")) == 0
@@ -463,7 +468,7 @@ def test_a_metric_missing_from_an_existing_candidate_run_is_a_regression(tmp_pat
     junit, md = tmp_path / "j.xml", tmp_path / "s.md"
     assert main(["--baseline", str(base), "--candidate", str(cand), "--junit", str(junit), "--markdown", str(md)]) == 1
     assert "regression: m/toy/bits_per_byte" in capsys.readouterr().err
-    (line,) = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | toy | bits_per_byte")]
+    line = [x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("| m | bits_per_byte")][0]
     assert "❌ regression" in line and "missing from the candidate" in line
     suite = ET.parse(junit).getroot().find("testsuite")
     assert int(suite.get("failures")) == 1 and int(suite.get("errors")) == 0
