@@ -38,10 +38,7 @@ ALLOWED = {
 # Committed baselines that still record absolute checkpoint paths (spec.yaml, metrics.jsonl, log.txt): fixed by
 # recording checkpoints by content and regenerating the baselines (issue "Trustworthy results", items 1 and 5).
 KNOWN_BASELINE_DEBT = {
-    "results/baselines/zoo": "checkpoint: local:/work/main/dlmbench/cards/models/zoo/... in every run folder",
-    "results/baselines/zoo-smoke": "checkpoint: local:/work/main/dlmbench/cards/models/zoo/... in every run folder",
     "results/baselines/zoo-findings": "checkpoint paths, and the reversal data path /work/shared/data/reversal_curse",
-    "results/baselines/zoo-speed-quality": "checkpoint paths of the sampled and the scoring models",
 }
 
 
