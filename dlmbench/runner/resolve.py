@@ -153,6 +153,18 @@ def spec_key(run: RunSpec) -> str:
 
 def key_identity(run: RunSpec) -> dict[str, Any]:
     """The content part of :func:`cache_key` (also written to the run's ``spec.yaml``)."""
-    from dlmbench.data.identity import job_identity
+    from dlmbench.data.identity import checkpoint_identity, job_identity
+    from dlmbench.specs import CheckpointRef
 
-    return job_identity(run.model.checkpoint, run.model.tokenizer, run.task.dataset)
+    out = job_identity(run.model.checkpoint, run.model.tokenizer, run.task.dataset)
+    # a task that scores with a second model (gen-PPL's evaluator, MAUVE's featurizer): its weights are an input
+    # too, so retraining the evaluator in place is a new job
+    for name in ("eval_model_card", "featurizer_card"):
+        card = run.task.settings.get(name)
+        if not isinstance(card, dict):
+            continue
+        for part in ("checkpoint", "tokenizer"):
+            if card.get(part):
+                ref = CheckpointRef.from_dict(f"task {run.task.name}: {name}.{part}", card[part])
+                out[f"{name}.{part}"] = checkpoint_identity(ref).key()
+    return out

@@ -150,3 +150,29 @@ def test_hub_checkpoints_are_keyed_by_the_cached_commit(tmp_path, monkeypatch):
     prov = identity.provenance_identity(ref, None, api.resolve("zoo-ar-kjv", "kjv").task.dataset)
     assert prov["checkpoint_commit"] == commit and len(prov["checkpoint_sha256"]) == 64
     identity._HUB_COMMITS.clear()
+
+
+def test_retraining_the_genppl_evaluator_in_place_is_a_new_job(zoo, tmp_path):
+    """gen-PPL scores samples with a second model: its weights are part of the job key too."""
+    import shutil
+
+    import yaml
+
+    specs, folder = zoo
+    evaluator = tmp_path / "evaluator"
+    shutil.copytree(folder, evaluator)
+    card = yaml.safe_load((specs / "models" / "tiny-gpt2.yaml").read_text())
+    (specs / "models" / "tiny-evaluator.yaml").write_text(yaml.safe_dump({**card, "name": "tiny-evaluator", "checkpoint": {"local": str(evaluator)}}))
+    task = yaml.safe_load((specs / "tasks" / "tiny-ppl.yaml").read_text())
+    task = {"name": "tiny-genppl", "type": "genppl", "dataset": task["dataset"],
+            "settings": {"eval_model": "tiny-evaluator", "n_samples": 2, "length": 8}}
+    (specs / "tasks" / "tiny-genppl.yaml").write_text(yaml.safe_dump(task))
+
+    def key():
+        (job,) = api.plan_suite({"models": ["tiny-gpt2"], "tasks": ["tiny-genppl"]}, out=tmp_path / "r", specs=[specs])
+        return job.run_id
+
+    before = key()
+    assert key() == before  # stable
+    _perturb_weights(evaluator)
+    assert key() != before, "a retrained evaluator would read back the old gen-PPL"
