@@ -1,7 +1,7 @@
 """The Python API behind the CLI: one job path, spec -> resolve -> validate -> execute -> store.
 
 ``evaluate("smollm2-135m", "kjv", limit=100)`` is ``dlmbench run --model smollm2-135m --task kjv
---limit 100``; ``run_suite("suites/zoo.yaml")`` is ``dlmbench run --suite suites/zoo.yaml``. Both resolve
+--limit 100``; ``run_suite("zoo")`` is ``dlmbench run --suite zoo``. Both resolve
 (and validate) every job before any model loads (:func:`dlmbench.runner.resolve.resolve`), run each job
 through :func:`dlmbench.runner.execute.execute` (directly, or through a backend: local, torchrun, Slurm,
 Ray) and leave the store (:mod:`dlmbench.store`) to say which jobs are finished. A job is keyed by the hash

@@ -23,7 +23,7 @@ EPILOG = """examples:
   dlmbench run --model smollm2-135m --task kjv --limit 200
   dlmbench run --model gpt2 --task wikitext2-sliding --set stride=512
   dlmbench results --format csv --out results/
-  dlmbench run --suite suites/zoo.yaml --out results/ && dlmbench report --out results/
+  dlmbench run --suite zoo --out results/ && dlmbench report --out results/
   dlmbench regress --baseline results/baselines/zoo-smoke --candidate results
   dlmbench zoo list
   dlmbench lm-eval --model dlmbench --model_args model=smollm2-135m --tasks arc_easy --limit 20
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     ls = sub.add_parser("list", help="list the known models, tasks, model families or task types")
-    ls.add_argument("what", choices=["models", "tasks", "families", "task-types"])
+    ls.add_argument("what", choices=["models", "tasks", "suites", "families", "task-types"])
 
     show = sub.add_parser("show", help="print one model or task card, resolved, and its settings (type, default, value, meaning)")
     show.add_argument("what", choices=["model", "task"])
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model", "-m", default=None, help="model name(s), alias(es) or YAML path(s), comma-separated")
     run.add_argument("--task", "-t", default=None, help="task name(s) or YAML path(s), comma-separated")
-    run.add_argument("--suite", default=None, metavar="FILE", help="a suite YAML: models × tasks × settings grid × seeds")
+    run.add_argument("--suite", default=None, metavar="NAME|FILE", help="a suite: models × tasks × settings grid × seeds; a YAML file or the name of a shipped one (dlmbench list suites)")
     run.add_argument("--dry-run", action="store_true", help="list the jobs and which are cached, run nothing")
     run.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N documents/examples")
     run.add_argument("--seed", type=int, default=None, help="run seed for every Monte Carlo draw and sample (default 0, or the suite's seeds)")
@@ -265,6 +265,18 @@ def cmd_list(args) -> int:
             print(_fit(f"{f.name:<8} {settings:<15} {', '.join(sorted(f.capabilities))}"))
             print(textwrap.fill(f"{f.description}{origin}", LIST_WIDTH, initial_indent=" " * 9, subsequent_indent=" " * 9,
                                 break_on_hyphens=False))
+        return 0
+    if args.what == "suites":  # shipped with the package; run one with --suite NAME
+        from dlmbench.runner.suite import packaged_suites
+        from dlmbench.specs import load_yaml
+
+        print(_fit(f"{'name':<22} {'jobs':<18} description"))
+        for name, path in packaged_suites().items():
+            data = load_yaml(path) or {}
+            grid = f"{len(data.get('models') or [])} models × {len(data.get('tasks') or [])} tasks"
+            head = next((ln.lstrip("# ").strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("#")), "")
+            print(_fit(f"{name:<22} {grid:<18} {_summary(head)}"))
+        print("(run one: dlmbench run --suite NAME; --dry-run lists its jobs)")
         return 0
     if args.what == "task-types":
         from dlmbench.specs.task_settings import TASK_SETTINGS_TYPES, user_fields

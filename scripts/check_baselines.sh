@@ -8,7 +8,7 @@ DLM=${DLMBENCH:-.venv/bin/dlmbench}
 OUT=${1:-$(mktemp -d -t dlmbench-baselines-XXXX)}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 status=0
-check() {  # check BASELINE SUITE...
+check() {  # check BASELINE SUITE_NAME...
   local name=$1; shift
   for suite in "$@"; do
     echo "== $name: running $suite" >&2
@@ -21,9 +21,9 @@ check() {  # check BASELINE SUITE...
     echo "== $name: FAILED" >&2; status=1
   fi
 }
-check zoo-smoke suites/zoo-smoke.yaml
-check zoo suites/zoo.yaml
-check zoo-findings suites/zoo-findings-cd3.yaml suites/zoo-findings-reversal.yaml
-check zoo-speed-quality suites/zoo-speed-quality.yaml
+check zoo-smoke zoo-smoke
+check zoo zoo
+check zoo-findings zoo-findings-cd3 zoo-findings-reversal
+check zoo-speed-quality zoo-speed-quality
 echo "candidates under $OUT" >&2
 exit $status

@@ -2,7 +2,7 @@
 
 Two checks:
 
-* no file under ``dlmbench/``, ``tests/``, ``benchmarks/``, ``scripts/``, ``docs/``, ``suites/`` or
+* no file under ``dlmbench/``, ``tests/``, ``benchmarks/``, ``scripts/``, ``docs/`` or
   ``README.md`` mentions the team's out-of-repo design and reference notes (the patterns are assembled
   below so that this file does not match itself);
 * every ``docs/...md``, ``dlmbench/...py`` or ``tests/...py`` path named in a module docstring exists in
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("dlmbench", "tests", "benchmarks", "scripts", "docs", "suites", "README.md")
+SCANNED = ("dlmbench", "tests", "benchmarks", "scripts", "docs", "README.md")
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 _NOTES = ("DESIGN", "mdlm-sedd", "llada-plaid-gpt2", "tasks-and-metrics", "offline-assets", "architecture-examples")

@@ -3,8 +3,8 @@ researcher would publish", item 5: "the README's examples all run as written, wi
 and a test runs every offline example").
 
 The README's fenced ``bash`` and ``python`` blocks are read in order. Each command (continuation lines joined)
-is either run here, as written, in a scratch folder where ``dlmbench`` is this checkout's CLI and ``.venv``
-and ``suites/`` are those of the repository, and must exit 0; or it is listed in :data:`NOT_RUN` with the
+is either run here, as written, in a scratch folder (outside the repository: suites are found by name) where
+``dlmbench`` is this checkout's CLI and ``.venv`` is the repository's, and must exit 0; or it is listed in :data:`NOT_RUN` with the
 reason (needs the network, a GPU, a cluster, an hour; or another test runs it). A README command that is in
 neither fails :func:`test_every_readme_command_is_run_or_accounted_for`, so a new example cannot go untested
 without a written reason.
@@ -39,9 +39,9 @@ NOT_RUN: dict[str, str] = {
         "needs the Hugging Face hub (gpt2 weights, PTB and WikiText data)",
     "torchrun --nproc_per_node 4 -m dlmbench.cli run --model llada --task lambada --device cuda":
         "needs 4 GPUs and the hub (LLaDA-8B); torchrun's data-parallel path is tested in tests/runner/test_distributed.py",
-    "dlmbench run --suite suites/zoo-smoke.yaml --backend slurm --device cuda --slurm-partition gpu --slurm-time 120":
+    "dlmbench run --suite zoo-smoke --backend slurm --device cuda --slurm-partition gpu --slurm-time 120":
         "needs a Slurm cluster with GPUs; the Slurm backend is tested through submitit's local executor in tests/runner/test_backends.py",
-    "dlmbench run --suite suites/zoo-smoke.yaml --backend ray --device cuda":
+    "dlmbench run --suite zoo-smoke --backend ray --device cuda":
         "needs Ray and GPUs; tests/runner/test_backends.py runs the Ray backend on a local instance where ray is "
         "installed (it is an optional extra, not in the test extra)",
     "dlmbench run --model CARD --checkpoint DIR --task kjv --check BASELINE":
@@ -126,7 +126,6 @@ def test_readme_commands_run_as_written(tmp_path):
     scratch.mkdir()
     venv = Path(sys.prefix)
     (scratch / ".venv").symlink_to(venv if (venv / "bin" / "python").exists() else ROOT / ".venv")
-    (scratch / "suites").symlink_to(ROOT / "suites")
     env = _environment(scratch)
     ran = []
     for lang, block in readme_blocks():

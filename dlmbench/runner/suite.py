@@ -140,11 +140,36 @@ def expand_suite(
     return list(unique.values())
 
 
+#: the suites shipped with the package (``dlmbench run --suite NAME``; ``dlmbench list suites``)
+PACKAGED_SUITES = Path(__file__).resolve().parents[1] / "cards" / "suites"
+
+
+def packaged_suites() -> dict[str, Path]:
+    """Name -> file of every suite shipped with dlmbench."""
+    return {p.stem: p for p in sorted(PACKAGED_SUITES.glob("*.yaml"))}
+
+
+def find_suite(path_or_name: str | Path) -> Path:
+    """The suite file for ``path_or_name``: an existing YAML file, else a suite shipped with the package, by
+    name (``zoo``) or by its former path in a clone (``suites/zoo.yaml``), so it works from any folder."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    shipped = packaged_suites()
+    name = p.stem if p.suffix in (".yaml", ".yml") and p.parent.name in ("suites", "") else str(path_or_name)
+    if name in shipped:
+        return shipped[name]
+    import difflib
+
+    close = difflib.get_close_matches(name, list(shipped), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise BadSpec(f"suite {str(path_or_name)!r} is neither a YAML file nor a shipped suite; {hint}"
+                  f"shipped: {', '.join(shipped)} (dlmbench list suites)")
+
+
 def load_suite(path: str | Path) -> dict[str, Any]:
-    """The mapping of a suite YAML file (checked field by field by :func:`expand_suite`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadSpec(f"suite file {p} does not exist; give a YAML file such as suites/zoo.yaml")
+    """The mapping of a suite YAML file or shipped suite name (checked field by field by :func:`expand_suite`)."""
+    p = find_suite(path)
     data = load_yaml(p)
     if not isinstance(data, dict):
         raise BadSpec(f"{p}: a suite must be a YAML mapping")

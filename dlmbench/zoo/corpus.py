@@ -54,7 +54,7 @@ CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; trai
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
 CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
 REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
-REVERSAL_CANVAS = 36  # suites/zoo-findings-reversal.yaml max_new_tokens: the completion canvas of the reversal rows
+REVERSAL_CANVAS = 36  # the zoo-findings-reversal suite's max_new_tokens: the completion canvas of the reversal rows
 
 
 @dataclass(frozen=True)

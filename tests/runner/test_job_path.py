@@ -112,3 +112,22 @@ def test_a_mistake_in_the_grid_fails_before_any_job_runs(specs, tmp_path):
     with pytest.raises(DlmbenchError, match="did you mean"):
         api.run_suite({"models": ["tiny-gpt2"], "tasks": ["tiny-ppl", "tiny-pll"]}, out=tmp_path, specs=[specs])
     assert not (tmp_path / "runs").exists()
+
+
+def test_suites_ship_with_the_package_and_are_found_by_name(tmp_path, monkeypatch, capsys):
+    """`--suite NAME` works from any folder (the suites are package data); a typo gets "did you mean", exit 2."""
+    from dlmbench.runner.suite import find_suite, packaged_suites
+
+    monkeypatch.chdir(tmp_path)  # not a clone: no suites/ folder here
+    shipped = packaged_suites()
+    assert {"zoo", "zoo-smoke", "zoo-speed-quality", "zoo-findings-cd3", "zoo-findings-reversal"} <= set(shipped)
+    assert find_suite("zoo-smoke") == shipped["zoo-smoke"] == find_suite("suites/zoo-smoke.yaml")
+    mine = tmp_path / "zoo-smoke.yaml"  # a file of your own wins over a shipped name
+    mine.write_text("name: mine\nmodels: [zoo-ar-kjv]\ntasks: [kjv]\n")
+    assert find_suite(str(mine)) == mine
+    assert len(api.plan_suite("zoo-smoke", out=tmp_path / "r")) == 4
+    assert main(["run", "--suite", "zoo-smok", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "did you mean 'zoo-smoke'" in err
+    assert main(["list", "suites"]) == 0
+    assert "zoo-speed-quality" in capsys.readouterr().out

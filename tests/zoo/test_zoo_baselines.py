@@ -1,7 +1,7 @@
 """CI's regression guard on the reference zoo: the zoo smoke suite, run now, against the numbers committed in
 ``results/baselines/zoo-smoke/`` through ``dlmbench regress`` (paired statistics per example, one-sided).
 A change to the code that moves any zoo number beyond its noise fails here; refresh the baseline only for
-an intended change (see suites/zoo-smoke.yaml)."""
+an intended change (see dlmbench/cards/suites/zoo-smoke.yaml)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dlmbench.cli import main
 from dlmbench.store import load_table
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "suites" / "zoo-smoke.yaml"
+SUITE = ROOT / "dlmbench" / "cards" / "suites" / "zoo-smoke.yaml"
 BASELINE = ROOT / "results" / "baselines" / "zoo-smoke"
 
 

@@ -97,7 +97,7 @@ def test_reversal_rows_are_prompt_then_eos_padded_canvas():
     from dlmbench.data.tokenization import encode_pair
     from dlmbench.zoo.corpus import REVERSAL_CANVAS
 
-    suite = yaml.safe_load((Path(__file__).resolve().parents[2] / "suites" / "zoo-findings-reversal.yaml").read_text())
+    suite = yaml.safe_load((Path(__file__).resolve().parents[2] / "dlmbench" / "cards" / "suites" / "zoo-findings-reversal.yaml").read_text())
     assert {s["max_new_tokens"] for s in suite["task_settings"].values()} == {REVERSAL_CANVAS}
     corpus = load_corpus("reversal")
     train = _jsonl(REVERSAL_DIR / "all_prompts_train.jsonl")
