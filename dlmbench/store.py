@@ -372,6 +372,7 @@ def write_run(
         if folder.exists() and backup.exists():  # a kill after the new run moved in: the old one is stale
             shutil.rmtree(backup, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700: a shared results folder must stay readable
         moved_aside = False
         try:
             _step("write spec.yaml", folder)
@@ -470,6 +471,13 @@ def load_table(root: Path | str = "results"):
     df = pd.DataFrame.from_records(records, columns=COLUMNS)
     df["limit"] = df["limit"].astype("Int64")  # integer or <NA> (a full run), never a float
     return df
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back; there is no getter before Python 3.14's os)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def check_writable(root: Path | str) -> Path:

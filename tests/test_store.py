@@ -67,3 +67,26 @@ def test_rewrite_replaces_old_run(tmp_path):
 def test_missing_results_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ResultsError, match="does not exist"):
         load_table(tmp_path / "nothing")
+
+
+def test_run_folders_get_the_umask_permissions_not_0700(tmp_path):
+    """A run folder is made by mkdtemp (mode 0700) and renamed into place: it must end with the permissions any
+    folder gets under the process umask, so a team sharing a results folder can read each other's runs."""
+    import os
+    import stat
+
+    from dlmbench import store
+
+    old = os.umask(0o022)
+    try:
+        row = store.MetricRow(run_id="r1", model="m", family="ar", checkpoint="c", task="t", metric="nll", value=1.0,
+                              stderr=0.1, n=2, bound="exact", higher_is_better=False, seed=0, settings={}, dataset="d",
+                              split=None, dlmbench_version="0", git_commit="0", torch_version="0", versions={}, device="cpu",
+                              started_at="2026-01-01T00:00:00+00:00", duration_s=0.0)
+        folder = store.run_folder(tmp_path, "m", "t", "r1")
+        folder.parent.mkdir(parents=True)
+        store.write_run(folder, {"run_id": "r1"}, [row], [], "log\n")
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+        assert stat.S_IMODE((folder / "metrics.jsonl").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
