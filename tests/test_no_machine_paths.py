@@ -6,10 +6,9 @@ a committed result works on one machine only (the reversal data were once read f
 only be a leftover of the machine that wrote them. A file that must hold such a path goes into :data:`ALLOWED` with
 its reason.
 
-The committed baselines under ``results/baselines/`` still record the absolute checkpoint paths they were run with
-(``checkpoint: local:/work/...``): each such folder is an explicit ``xfail(strict=True)`` case below, so the test
-turns red the day it is fixed (the baselines are regenerated once checkpoints are recorded by content) and the mark
-must then be removed; every other file must pass today.
+The committed baselines record checkpoints by content and package-relative names (``package:dlmbench/...``), so
+they pass too. :data:`KNOWN_BASELINE_DEBT` would hold a baseline folder that still records machine paths, as an
+explicit ``xfail(strict=True)`` case (none today).
 """
 
 from __future__ import annotations
@@ -37,9 +36,7 @@ ALLOWED = {
 
 # Committed baselines that still record absolute checkpoint paths (spec.yaml, metrics.jsonl, log.txt): fixed by
 # recording checkpoints by content and regenerating the baselines (issue "Trustworthy results", items 1 and 5).
-KNOWN_BASELINE_DEBT = {
-    "results/baselines/zoo-findings": "checkpoint paths, and the reversal data path /work/shared/data/reversal_curse",
-}
+KNOWN_BASELINE_DEBT: dict[str, str] = {}  # all four baselines were regenerated with checkpoints recorded by content
 
 
 def tracked_files() -> list[str]:
