@@ -293,11 +293,10 @@ def _bars(ax, groups: list[str], series: list[tuple[str, list[float | None], lis
     ax.grid(axis="y", alpha=0.3)
 
 
-def reasoning(df) -> Figure | None:
-    """Accuracy by task (one panel each) and verifier (strict, paper-faithful), models side by side."""
-    rows = df[df["metric"].isin(REASONING_METRICS)]
-    if rows.empty:
-        return None
+def _task_panels(rows, series_of: list[tuple[str, str]], ylabel: str, legend_loc: str, title: str, name: str,
+                 caption: str) -> Figure:
+    """One panel per task of grouped bars: for each model, one bar per ``(label, metric)`` of ``series_of``
+    (value, 95% interval, k/n)."""
     plt = _plt()
     tasks = sorted(rows["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.5, 1.6 * rows["model"].nunique() + 2) * len(tasks), 4), squeeze=False)
@@ -305,20 +304,30 @@ def reasoning(df) -> Figure | None:
         t = rows[rows["task"] == task]
         models = sorted(t["model"].unique())
         series = []
-        for metric in REASONING_METRICS:
+        for label, metric in series_of:
             vals, cis, ns = [], [], []
             for m in models:
                 r = t[(t["model"] == m) & (t["metric"] == metric)]
                 vals.append(None if r.empty else _num(r["value"].iloc[0]))
                 cis.append(0.0 if r.empty else _ci(r["stderr"].iloc[0]))
                 ns.append(None if r.empty else int(r["n"].iloc[0]))
-            series.append((f"{M.VERIFIER_OF[metric]} verifier", vals, cis, ns))
-        _bars(ax, models, series, "accuracy (95% interval)")
+            series.append((label, vals, cis, ns))
+        _bars(ax, models, series, ylabel)
         ax.set_title(task, fontsize=10)
-    axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("Reasoning: accuracy by task and verifier", fontsize=11)
+    axes[0][0].legend(fontsize=8, loc=legend_loc)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _figure(fig, "reasoning", "Reasoning accuracy by task and verifier")
+    return _figure(fig, name, caption)
+
+
+def reasoning(df) -> Figure | None:
+    """Accuracy by task (one panel each) and verifier (strict, paper-faithful), models side by side."""
+    rows = df[df["metric"].isin(REASONING_METRICS)]
+    if rows.empty:
+        return None
+    series = [(f"{M.VERIFIER_OF[metric]} verifier", metric) for metric in REASONING_METRICS]
+    return _task_panels(rows, series, "accuracy (95% interval)", "upper left", "Reasoning: accuracy by task and verifier",
+                        "reasoning", "Reasoning accuracy by task and verifier")
 
 
 def reversal(df) -> Figure | None:
@@ -326,25 +335,8 @@ def reversal(df) -> Figure | None:
     rows = df[df["metric"].isin(REVERSAL_METRICS)]
     if rows.empty:
         return None
-    plt = _plt()
-    tasks = sorted(rows["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.5, 1.6 * rows["model"].nunique() + 2) * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        t = rows[rows["task"] == task]
-        models = sorted(t["model"].unique())
-        series = []
-        for direction, metric in zip(M.REVERSAL_DIRECTIONS, REVERSAL_METRICS):
-            vals, cis, ns = [], [], []
-            for m in models:
-                r = t[(t["model"] == m) & (t["metric"] == metric)]
-                vals.append(None if r.empty else _num(r["value"].iloc[0]))
-                cis.append(0.0 if r.empty else _ci(r["stderr"].iloc[0]))
-                ns.append(None if r.empty else int(r["n"].iloc[0]))
-            label = "trained direction" if direction == M.REVERSAL_SAME else "reversed"
-            series.append((f"{label} ({direction})", vals, cis, ns))
-        _bars(ax, models, series, "exact match (95% interval)")
-        ax.set_title(task, fontsize=10)
-    axes[0][0].legend(fontsize=8, loc="upper right")
-    fig.suptitle("Reversal curse: exact match, trained direction vs reversed", fontsize=11)
-    fig.tight_layout()
-    return _figure(fig, "reversal", "Reversal curse: trained direction vs reversed")
+    series = [(f"{'trained direction' if d == M.REVERSAL_SAME else 'reversed'} ({d})", metric)
+              for d, metric in zip(M.REVERSAL_DIRECTIONS, REVERSAL_METRICS)]
+    return _task_panels(rows, series, "exact match (95% interval)", "upper right",
+                        "Reversal curse: exact match, trained direction vs reversed", "reversal",
+                        "Reversal curse: trained direction vs reversed")
