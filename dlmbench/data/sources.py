@@ -109,7 +109,8 @@ def load_texts(ds: DatasetSpec, limit: int | None = None) -> Texts:
     A dataset with no records at all is an error (:class:`~dlmbench.errors.DatasetUnavailable`). A record that
     lacks the field, or holds ``null`` there, is an error naming the file and line (the record's index for a
     hub dataset or a parquet/json file), unless the card sets ``dataset.skip_missing: true``: then such records
-    are skipped and counted (``Texts.skipped_missing``; the perplexity task records it in its rows' settings).
+    are skipped and counted (``Texts.skipped_missing``; the perplexity, lambada, genppl and mauve tasks record it
+    in their rows' settings as ``skipped_missing``).
     An empty string is a zero-length document: kept here, and skipped by the packing of ``document`` and
     ``sliding`` modes (it has no tokens to score, so it changes no number).
     """

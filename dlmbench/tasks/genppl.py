@@ -146,4 +146,6 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         "steps": steps,
         **{f"sampler.{k}": v for k, v in out.settings.items()},
     }
+    if task.dataset.skip_missing:  # reference records skipped for lacking the text field
+        settings["skipped_missing"] = int(texts.skipped_missing)
     return TaskOutput(rows, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

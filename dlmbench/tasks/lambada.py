@@ -87,4 +87,6 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
         for k, (i, _ctx, cont) in enumerate(pairs)
     ]
     settings = {"strip_punctuation": strip, "target_delimiter": delim, "n_examples": len(pairs), **extra}
+    if task.dataset.skip_missing:  # records skipped for lacking the text field
+        settings["skipped_missing"] = int(texts.skipped_missing)
     return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -127,8 +127,9 @@ def mauve_score(p_features: np.ndarray, q_features: np.ndarray, *, num_buckets: 
 
 
 def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]:
-    """``n`` pieces of ``length`` tokens (generator's tokenizer) of the task's corpus, decoded."""
-    from dlmbench.data.sources import load_texts
+    """``n`` pieces of ``length`` tokens (generator's tokenizer) of the task's corpus, decoded (a
+    :class:`~dlmbench.data.sources.Texts`: ``skipped_missing`` counts records skipped for lacking the field)."""
+    from dlmbench.data.sources import Texts, load_texts
 
     texts = load_texts(task.dataset, limit=None)
     stream: list[int] = []
@@ -142,7 +143,9 @@ def reference_texts(task: TaskSpec, tokenizer, length: int, n: int) -> list[str]
             stream = stream[length:]
         if len(out) >= n:
             break
-    return out
+    pieces = Texts(out)
+    pieces.skipped_missing = texts.skipped_missing
+    return pieces
 
 
 def _load_featurizer(model: LanguageModel, settings: MauveSettings) -> tuple[LanguageModel, Any]:
@@ -249,4 +252,6 @@ def run_mauve(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | N
         "steps": steps,
         **{f"sampler.{k}": v for k, v in out.settings.items()},
     }
+    if task.dataset.skip_missing:  # reference records skipped for lacking the text field
+        settings["skipped_missing"] = int(getattr(p_text, "skipped_missing", 0))
     return TaskOutput(rows, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -187,3 +187,21 @@ def test_a_bad_file_split_is_caught_before_work(world, capsys):
     err = world.run(capsys, "--set", "dataset.split=abc", code=2)
     assert "mod:K=R" in err
     world.assert_intact()
+
+
+def test_skip_missing_is_counted_by_the_lambada_task_too(world, capsys):
+    """Every task that reads texts records how many records it skipped (not only perplexity)."""
+    import yaml
+
+    path = world.root / "data.jsonl"
+    path.write_text("".join(x + "\n" for x in ROWS))
+    card = {"name": "tiny-lastword", "type": "lambada",
+            "dataset": {"source": "local", "path": str(path), "field": "text", "skip_missing": True}}
+    (world.specs / "tasks" / "tiny-lastword.yaml").write_text(yaml.safe_dump(card))
+    world.run(capsys, task="tiny-lastword")
+    from dlmbench.store import load_table
+
+    rows = load_table(world.out)
+    rows = rows[rows["task"] == "tiny-lastword"]
+    assert len(rows) and {r["skipped_missing"] for r in rows["settings"]} == {1}
+    world.assert_intact()
