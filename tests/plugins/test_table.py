@@ -197,3 +197,25 @@ def test_a_bad_entry_point_is_refused_with_one_line(tmp_path, entry, extra, mess
     res = _dlmbench(_site(tmp_path, entry, extra), "list", "families")
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_non_finite_weights_are_named_at_load_time():
+    """The load-time pass names the first poisoned tensor of an adapter's modules (issue "Strict loading", item 3)."""
+    import torch
+
+    from dlmbench.plugins import first_non_finite_tensor
+
+    class Adapter:
+        def __init__(self):
+            self.backbone = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+            self.alias = self.backbone  # the same module twice is checked once
+            self.steps = 4
+
+    a = Adapter()
+    assert first_non_finite_tensor(a) is None
+    with torch.no_grad():
+        a.backbone[1].bias[0] = float("inf")
+    assert first_non_finite_tensor(a) == "backbone.1.bias"
+    with torch.no_grad():
+        a.backbone[0].weight[2, 1] = float("nan")
+    assert first_non_finite_tensor(a) == "backbone.0.weight"
