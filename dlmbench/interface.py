@@ -227,6 +227,23 @@ class LanguageModel(abc.ABC):
             f"{self.family} models cannot infill (they only generate left to right); use a diffusion model"
         )
 
+    def first_non_finite_weight(self) -> str | None:
+        """The name of the first floating-point parameter or buffer holding NaN/inf among this adapter's
+        ``torch.nn.Module`` attributes (``backbone.layers.0.w``), or ``None``. One ``isfinite`` pass over the
+        weights, memory-bound: :func:`dlmbench.plugins.load_model` runs it on every load, so a broken checkpoint
+        is named before any forward pass."""
+        import torch
+
+        seen: set[int] = set()
+        for attr, value in vars(self).items():
+            if not isinstance(value, torch.nn.Module) or id(value) in seen:
+                continue
+            seen.add(id(value))
+            for name, t in [*value.named_parameters(), *value.named_buffers()]:
+                if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+                    return f"{attr}.{name}"
+        return None
+
     def supports(self, capability: str) -> bool:
         """Whether this model offers ``capability`` (one of :data:`dlmbench.plugins.CAPABILITIES`; an unknown
         name is an error). Tasks ask this, never the family name."""

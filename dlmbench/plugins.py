@@ -264,23 +264,6 @@ def require(family_name: str, capabilities: Iterable[str], what: str) -> None:
         )
 
 
-def first_non_finite_tensor(model: Any) -> str | None:
-    """The name of the first floating-point parameter or buffer holding NaN/inf among the ``torch.nn.Module``
-    attributes of an adapter (``backbone.layers.0.w``), or ``None``. One ``isfinite`` pass over the weights:
-    memory-bound, seconds even for billions of parameters."""
-    import torch
-
-    seen: set[int] = set()
-    for attr, value in vars(model).items():
-        if not isinstance(value, torch.nn.Module) or id(value) in seen:
-            continue
-        seen.add(id(value))
-        for name, t in [*value.named_parameters(), *value.named_buffers()]:
-            if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
-                return f"{attr}.{name}"
-    return None
-
-
 def load_model(spec: Any, *, device: str = "cpu", batch_size: int | None = None) -> Any:
     """Load the adapter of ``spec.family`` (a :class:`~dlmbench.specs.ModelSpec`) with the card's checkpoint and
     settings, through the family's loader (imported by its string), and stamp the family's capabilities and
@@ -296,7 +279,9 @@ def load_model(spec: Any, *, device: str = "cpu", batch_size: int | None = None)
     load_seconds = time.monotonic() - t0
     if not all(callable(getattr(model, m, None)) for m in ("conditional_nll", "greedy_match", "sample", "supports")):
         raise BadSpec(f"family {fam.name} ({fam.origin}): its loader returned a {type(model).__name__}, not a LanguageModel")
-    bad = first_non_finite_tensor(model)
+    # one isfinite pass over the weights (LanguageModel.first_non_finite_weight; duck-typed: this floor has no torch)
+    check = getattr(model, "first_non_finite_weight", None)
+    bad = check() if callable(check) else None
     if bad is not None:
         raise NonFiniteResult(f"{spec.name}: checkpoint tensor {bad!r} holds NaN or infinite values (found when loading, "
                               "before any forward pass); the checkpoint is broken or was saved after a diverged step")

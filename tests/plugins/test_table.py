@@ -203,19 +203,21 @@ def test_non_finite_weights_are_named_at_load_time():
     """The load-time pass names the first poisoned tensor of an adapter's modules (issue "Strict loading", item 3)."""
     import torch
 
-    from dlmbench.plugins import first_non_finite_tensor
+    from dlmbench.interface import LanguageModel
 
     class Adapter:
+        first_non_finite_weight = LanguageModel.first_non_finite_weight
+
         def __init__(self):
             self.backbone = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
             self.alias = self.backbone  # the same module twice is checked once
             self.steps = 4
 
     a = Adapter()
-    assert first_non_finite_tensor(a) is None
+    assert a.first_non_finite_weight() is None
     with torch.no_grad():
         a.backbone[1].bias[0] = float("inf")
-    assert first_non_finite_tensor(a) == "backbone.1.bias"
+    assert a.first_non_finite_weight() == "backbone.1.bias"
     with torch.no_grad():
         a.backbone[0].weight[2, 1] = float("nan")
-    assert first_non_finite_tensor(a) == "backbone.0.weight"
+    assert a.first_non_finite_weight() == "backbone.0.weight"
