@@ -159,6 +159,9 @@ def find_suite(path_or_name: str | Path) -> Path:
     name = p.stem if p.suffix in (".yaml", ".yml") and p.parent.name in ("suites", "") else str(path_or_name)
     if name in shipped:
         return shipped[name]
+    if p.suffix in (".yaml", ".yml") or "/" in str(path_or_name):
+        raise BadSpec(f"suite file {p} does not exist; give a YAML file, or the name of a shipped suite "
+                      f"({', '.join(shipped)}; dlmbench list suites)")
     import difflib
 
     close = difflib.get_close_matches(name, list(shipped), n=1)
