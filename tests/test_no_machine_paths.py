@@ -1,10 +1,11 @@
 """No committed file names a folder of the machine it was made on (issue "Trustworthy results", item 5).
 
-A path such as ``/work/...``, ``/home/<user>/...``, ``/Users/...`` or ``C:\\Users\\...`` in a card, a suite, a test or
-a committed result works on one machine only (the reversal data were once read from such a path). Every file that
-``git ls-files`` lists is checked; ``/tmp/`` is also refused inside committed results (``results/``), where it can
-only be a leftover of the machine that wrote them. A file that must hold such a path goes into :data:`ALLOWED` with
-its reason.
+An absolute path into a machine's own folders (the workspace root, a user's home folder on Linux or macOS, a
+Windows user folder) in a card, a suite, a test or a committed result works on one machine only (the reversal data
+were once read from such a path). Every file that ``git ls-files`` lists is checked; the system scratch folder is
+also refused inside committed results (``results/``), where it can only be a leftover of the machine that wrote
+them. The patterns are assembled from their parts (:func:`_root`), so this file holds no such path itself; a file
+that must hold one goes into :data:`ALLOWED` with its reason.
 
 The committed baselines record checkpoints by content and package-relative names (``package:dlmbench/...``), so
 they pass too. :data:`KNOWN_BASELINE_DEBT` would hold a baseline folder that still records machine paths, as an
@@ -22,17 +23,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-MACHINE_PATHS = {
-    "/work/": re.compile(rb"/work/"),
-    "/home/<user>/": re.compile(rb"/home/[A-Za-z0-9._-]+/"),
-    "/Users/": re.compile(rb"/Users/"),
-    "C:\\Users": re.compile(rb"[A-Za-z]:(?:\\\\|\\|/)Users", re.IGNORECASE),
-}
-RESULTS_ONLY = {"/tmp/": re.compile(rb"/tmp/")}  # scratch paths are fine in examples and scripts, not in results
+def _root(name: str) -> str:
+    """``/<name>/``: a top-level folder of a machine, spelled so that this file does not contain it."""
+    return "/" + name + "/"
 
-ALLOWED = {
-    "tests/test_no_machine_paths.py": "names the patterns it looks for",
+
+WORK, HOME, USERS, TMP = _root("work"), _root("home"), _root("Users"), _root("tmp")
+MACHINE_PATHS = {
+    WORK: re.compile(re.escape(WORK).encode()),
+    HOME + "<user>/": re.compile(re.escape(HOME).encode() + rb"[A-Za-z0-9._-]+/"),
+    USERS: re.compile(re.escape(USERS).encode()),
+    "C:" + "\\" + "Users": re.compile(rb"[A-Za-z]:(?:\\\\|\\|/)" + b"Users", re.IGNORECASE),
 }
+RESULTS_ONLY = {TMP: re.compile(re.escape(TMP).encode())}  # scratch paths are fine in examples and scripts, not in results
+
+ALLOWED: dict[str, str] = {}  # path -> why it must hold a machine path (none today)
 
 # Committed baselines that still record absolute checkpoint paths (spec.yaml, metrics.jsonl, log.txt): fixed by
 # recording checkpoints by content and regenerating the baselines (issue "Trustworthy results", items 1 and 5).
@@ -92,12 +97,12 @@ def test_the_checker_sees_each_pattern(tmp_path, monkeypatch):
     """The patterns catch what they are meant to (and a relative path passes)."""
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     samples = {
-        "a.yaml": b"path: /work/shared/data\n",
-        "b.py": b"x = '/home/alice/models'\n",
-        "c.md": b"see /Users/bob/x\n",
-        "d.json": b'{"p": "C:\\\\Users\\\\carol"}\n',
-        "results/e.jsonl": b'{"checkpoint": "local:/tmp/zoo"}\n',
-        "ok.yaml": b"path: data/reversal_curse\nscratch: /tmp/x\n",
+        "a.yaml": f"path: {WORK}shared/data\n".encode(),
+        "b.py": f"x = '{HOME}alice/models'\n".encode(),
+        "c.md": f"see {USERS}bob/x\n".encode(),
+        "d.json": b'{"p": "C:' + b"\\\\" + b'Users\\\\carol"}\n',
+        "results/e.jsonl": f'{{"checkpoint": "local:{TMP}zoo"}}\n'.encode(),
+        "ok.yaml": f"path: data/reversal_curse\nscratch: {TMP}x\n".encode(),
     }
     for name, data in samples.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
