@@ -438,10 +438,6 @@ def cmd_run(args) -> int:
         raise BadSpec("--markdown and --junit write the --check comparison; give --check BASELINE too")
     if args.check and not Path(args.check).exists():
         raise BadSpec(f"--check: baseline {args.check} does not exist (give a results folder, run folder or .csv/.parquet export)")
-    if args.backend == "local":  # other backends run on machines this one cannot see
-        from dlmbench.runner.devices import check_device
-
-        check_device(args.device)
     settings = _parse_settings(args.settings)
     slurm, ray = _scheduler_options(args)
     suite = args.suite or {"models": _split(args.model), "tasks": _split(args.task)}
