@@ -22,7 +22,7 @@ check() {  # check BASELINE SUITE_NAME...
   fi
 }
 check zoo-smoke zoo-smoke
-check zoo zoo
+check zoo zoo zoo-ood
 check zoo-findings zoo-findings-cd3 zoo-findings-reversal
 check zoo-speed-quality zoo-speed-quality
 echo "candidates under $OUT" >&2
