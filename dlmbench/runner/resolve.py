@@ -13,7 +13,10 @@ Everything a user can get wrong is checked here, before any model loads, and rai
   when it loads);
 - each task ``sampler`` mapping against the same family type (its keys are model settings for one task);
 - cross-checks: a ``max_length`` setting above the card's ``max_length`` (positions the network does not have),
-  a ``wrap``/``sliding`` packing with no block size at all, a sliding ``stride`` not below the block size;
+  a ``wrap``/``sliding`` packing with no block size at all, a sliding ``stride`` not below the block size,
+  and a sample length the card fixes (``length``, ``max_new_tokens``) that the family's sampler cannot produce
+  with the steps asked (``Settings.check_sampling``; LLaDA: length a multiple of block_length, steps of the
+  number of blocks);
 - ``limit`` and ``seed``; the model cards that task settings name (``eval_model``, ``featurizer``).
 
 A ``block_size`` above the model's context is *not* an error: the AR adapter scores long requests with
@@ -106,11 +109,15 @@ def validate_task(task: TaskSpec, model: ModelSpec) -> None:
         )
     if packing.mode == "sliding" and packing.stride is not None and block is not None and packing.stride >= block:
         raise BadSetting(f"task {task.name}: packing.stride = {packing.stride} must be smaller than the block size {block}")
-    sampler = getattr(st, "sampler", None)
-    if sampler:
-        cls = family_settings_type(model.family)
-        if cls is not None:
-            validate_settings(cls, {**model.settings, **sampler}, f"task {task.name}: sampler for model {model.name} ({model.family})")
+    sampler = getattr(st, "sampler", None) or {}
+    cls = family_settings_type(model.family)
+    if cls is not None:
+        where = f"task {task.name}: sampler for model {model.name} ({model.family})"
+        typed = validate_settings(cls, {**model.settings, **sampler}, where) if sampler else None
+        length = getattr(st, "length", None) or getattr(st, "max_new_tokens", None)
+        if isinstance(length, int):  # the sample length is known from the card: check the sampler can produce it
+            typed = typed or validate_settings(cls, model.settings, f"model {model.name} ({model.family})")
+            typed.check_sampling(length, getattr(st, "steps", None), f"task {task.name} with model {model.name}")
 
 
 def attach_model_cards(task: TaskSpec, registry: Registry) -> TaskSpec:

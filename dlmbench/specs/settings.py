@@ -35,6 +35,11 @@ class Settings(BaseModel):
         """The values that were given explicitly (card or ``--set``), not filled from defaults."""
         return self.model_dump(exclude_unset=True)
 
+    def check_sampling(self, length: int, steps: int | None, where: str) -> None:
+        """Raise :class:`~dlmbench.errors.BadSetting` if sampling ``length`` tokens in ``steps`` steps (None: the
+        settings' own) cannot run with these settings. Called at resolve time for tasks whose sample length is
+        known from the card, so such a mistake exits 2 before any model loads; no-op unless a family overrides it."""
+
 
 def _public_fields(cls: type[Settings]) -> list[str]:
     """Fields a user may set: those not marked ``json_schema_extra={"internal": True}`` (filled by dlmbench)."""

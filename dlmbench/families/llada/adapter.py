@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dlmbench.errors import BadSpec, NotSupported
-from dlmbench.families.llada.settings import LLaDASettings
+from dlmbench.families.llada.settings import LLaDASettings, block_schedule
 from dlmbench.specs import ModelSpec
 from dlmbench.interface import SampleResult, load_settings, require_finite
 from dlmbench.diffusion.adapter import DiffusionLM
@@ -138,13 +138,7 @@ class LLaDAModel(DiffusionLM):
         prompt = list(prefix or [])
         if length < 1:
             raise BadSpec(f"LLaDA sampling: length must be at least 1, not {length}")
-        block = min(st.block_length or length, length)  # a request shorter than one block is one block
-        if length % block:
-            raise BadSpec(f"LLaDA sampling: length {length} is not a multiple of block_length {block}; set block_length to a divisor of {length}")
-        n_blocks = length // block
-        if steps % n_blocks:
-            raise BadSpec(f"LLaDA sampling: steps {steps} is not a multiple of the number of blocks {n_blocks} (length {length} / block_length {block}); "
-                          f"use steps={n_blocks * max(1, round(steps / n_blocks))}")
+        block, n_blocks = block_schedule(length, st.block_length, steps)  # a request shorter than one block is one block
         x = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
         if prompt:
             x[:, : len(prompt)] = torch.tensor(prompt, device=self.device)

@@ -11,12 +11,35 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlmbench.diffusion.settings import BATCH_SIZE_DOC, PRECISION_DOC, GreedyMethod, Precision
+from dlmbench.errors import BadSetting
 from dlmbench.specs.settings import Settings
 
 Remasking = Literal["low_confidence", "random"]
+
+
+def block_schedule(length: int, block_length: int | None, steps: int) -> tuple[int, int]:
+    """``(block, n_blocks)`` of LLaDA's semi-autoregressive sampler for ``length`` new tokens, or BadSetting.
+
+    As ``generate.py`` of ML-GSAI/LLaDA: the canvas is split into ``n_blocks = length / block_length`` blocks
+    decoded left to right with ``steps / n_blocks`` steps each, so both divisions must be exact (the reference
+    asserts them). ``block_length`` None, or larger than ``length``, means one block.
+    """
+    block = min(block_length or length, length)
+    if length % block:
+        raise BadSetting(
+            f"LLaDA sampling: length {length} is not a multiple of block_length {block}; "
+            f"set block_length to a divisor of {length}"
+        )
+    n_blocks = length // block
+    if steps % n_blocks:
+        raise BadSetting(
+            f"LLaDA sampling: steps {steps} is not a multiple of the number of blocks {n_blocks} "
+            f"(length {length} / block_length {block}); use steps={n_blocks * max(1, round(steps / n_blocks))}"
+        )
+    return block, n_blocks
 
 
 class LLaDASettings(Settings):
@@ -40,5 +63,20 @@ class LLaDASettings(Settings):
         "float32", description="dtype of the bound's and greedy check's log-softmax: float32 (in place) or float64"
     )
 
+    @model_validator(mode="after")
+    def _gen_length_schedule(self) -> LLaDASettings:
+        if self.gen_length is not None:
+            try:
+                block_schedule(self.gen_length, self.block_length, self.steps)
+            except BadSetting as e:  # pydantic reports a ValueError as this check's one-line message
+                raise ValueError(f"gen_length {self.gen_length}: {e}") from None
+        return self
 
-__all__ = ["LLaDASettings", "Remasking"]
+    def check_sampling(self, length: int, steps: int | None, where: str) -> None:
+        try:
+            block_schedule(length, self.block_length, self.steps if steps is None else steps)
+        except BadSetting as e:
+            raise BadSetting(f"{where}: {e}") from None
+
+
+__all__ = ["LLaDASettings", "Remasking", "block_schedule"]
