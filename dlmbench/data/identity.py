@@ -189,6 +189,28 @@ def hub_commit(ref: CheckpointRef) -> str | None:
     return commit
 
 
+def hub_dataset_commit(path: str) -> str | None:
+    """The commit of hub dataset ``path`` (its ``main``) that a load reads: the hub's answer when it is reachable,
+    else the local HF cache's; None when neither knows (the load then fails offline with its own message, or
+    downloads it). Asked once per process per dataset."""
+    from dlmbench.data.hub import hub_offline
+
+    key = ("datasets", path, None)
+    if key in _HUB_COMMITS:
+        return _HUB_COMMITS[key]
+    commit = None
+    if not hub_offline():
+        try:
+            from huggingface_hub import HfApi
+
+            commit = HfApi().dataset_info(path).sha
+        except Exception:  # noqa: BLE001 — any hub trouble: fall back to what the cache holds
+            commit = None
+    commit = commit or cached_commit(path, None, "datasets")
+    _HUB_COMMITS[key] = commit
+    return commit
+
+
 # ------------------------------------------------------------------------------------------ identity
 
 
@@ -230,8 +252,9 @@ def checkpoint_identity(ref: CheckpointRef) -> Identity:
 
 
 def data_identity(ds: DatasetSpec) -> Identity:
-    """The content identity of a task's data for the job key: the file's digest for local and package files;
-    nothing for HF and URL datasets (known only once fetched, see :func:`data_provenance`)."""
+    """The content identity of a task's data for the job key: the file's digest for local and package files, the
+    hub commit of an HF dataset (:func:`hub_dataset_commit`: a new revision of the dataset is a new job); nothing
+    for URL datasets (known only once fetched, see :func:`data_provenance`)."""
     from dlmbench.data.sources import package_file
     from dlmbench.errors import DlmbenchError
 
@@ -246,19 +269,22 @@ def data_identity(ds: DatasetSpec) -> Identity:
             return Identity("package", sha256=file_sha256(package_file(ds.path, ds.file)))
         except DlmbenchError:
             return Identity("package")
+    if ds.source == "hf":
+        return Identity("hub", commit=hub_dataset_commit(ds.path))
     return Identity(ds.source)
 
 
 def data_provenance(ds: DatasetSpec) -> dict[str, Any]:
     """What a row records about its data: ``data_sha256`` (file sources, URL copies once downloaded) and
-    ``data_revision`` (the HF cache's commit of a hub dataset, where known)."""
+    ``data_revision`` (the hub commit of an HF dataset: the hub's answer, else the local cache's; None when
+    neither was known when the job was planned)."""
     from dlmbench.data.sources import cached_path
 
     if ds.source == "url":
         p = cached_path(ds.path)
         return {"data_sha256": file_sha256(p) if p.is_file() else None}
     if ds.source == "hf":
-        return {"data_revision": cached_commit(ds.path, None, "datasets")}
+        return {"data_revision": hub_dataset_commit(ds.path)}
     return {"data_sha256": data_identity(ds).sha256}
 
 

@@ -176,3 +176,28 @@ def test_retraining_the_genppl_evaluator_in_place_is_a_new_job(zoo, tmp_path):
     assert key() == before  # stable
     _perturb_weights(evaluator)
     assert key() != before, "a retrained evaluator would read back the old gen-PPL"
+
+
+def test_hub_datasets_are_keyed_by_their_commit(tmp_path, monkeypatch):
+    """An HF dataset's job key covers its hub commit (the cache's, offline), so a new revision of the dataset is
+    a new job, and the row records it as data_revision (before: not part of the key at all)."""
+    from huggingface_hub import constants
+
+    from dlmbench.specs import DatasetSpec
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    identity._HUB_COMMITS.clear()
+    ds = DatasetSpec.from_dict("task t", {"source": "hf", "path": "org/texts", "split": "test"})
+    assert identity.data_identity(ds).key() == {"commit": None}  # not cached, hub unreachable: unknown
+    identity._HUB_COMMITS.clear()
+    refs = tmp_path / "hub" / "datasets--org--texts" / "refs"
+    refs.mkdir(parents=True)
+    keys = []
+    for commit in ("b" * 40, "c" * 40):
+        (refs / "main").write_text(commit)
+        identity._HUB_COMMITS.clear()
+        keys.append(identity.data_identity(ds).key())
+        assert identity.data_provenance(ds) == {"data_revision": commit}
+    assert keys == [{"commit": "b" * 40}, {"commit": "c" * 40}]
+    identity._HUB_COMMITS.clear()
