@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lm_eval.api.model import LM
@@ -57,6 +58,9 @@ from lm_eval.api.registry import register_model
 
 from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, settings_dict, until_eos
 from dlmbench.errors import BadSpec
+from dlmbench.integrations.lmeval_protocol import (
+    Prefix, hflm_encode, hflm_pair, lmeval_prefix_id, parse_prefix_rule, rolling_windows, token_string, truncate_left,
+)
 from dlmbench.seeding import request_seed
 
 MODEL_NAME = "dlmbench"
@@ -137,11 +141,20 @@ class DlmbenchLM(LM):
         batch_size: int | str | None = None,
         max_batch_size: int | None = None,
         specs: str | None = None,
+        prefix: str = "lmeval",
+        prefix_token_id: int | str | None = None,
         **settings: Any,
     ) -> None:
         super().__init__()
         if model is None:
             raise BadSpec("lm-eval bridge: give model=NAME (a dlmbench model card) in --model_args")
+        rule = parse_prefix_rule(prefix)
+        custom = None
+        if prefix_token_id is not None:
+            if rule == "card":  # the card's own setting (auto / none / an id), applied by the adapter
+                settings = {**settings, "prefix_token_id": prefix_token_id}
+            else:  # lm-eval's hf model_arg of the same name
+                custom = _token_id(prefix_token_id)
         if isinstance(model, str):
             model = _load_named(model, device=device, batch_size=batch_size, specs=specs, settings=settings)
         elif settings:
@@ -154,6 +167,7 @@ class DlmbenchLM(LM):
         self.lm: LanguageModel = model
         self.seed = int(seed)
         self.greedy = _parse_greedy(greedy if not isinstance(greedy, bool) else str(greedy))
+        self.prefix: Prefix = choose_prefix(model, rule, custom)
         self.skip_greedy_tasks: set[str] = set()
         self._device = str(getattr(model, "device", device or "cpu"))
         # what the last scoring calls reported (bound, MC samples, estimator settings, greedy method)
@@ -169,11 +183,30 @@ class DlmbenchLM(LM):
     def tokenizer_name(self) -> str:
         return str(getattr(self.lm.tokenizer, "name", "?"))
 
+    @property
+    def lmeval_rule(self) -> bool:
+        """Whether requests are tokenized, prefixed and windowed as lm-eval's ``hf`` model does
+        (:mod:`dlmbench.integrations.lmeval_protocol`): rule ``lmeval`` on a left-to-right model."""
+        return self.prefix.rule == "lmeval"
+
+    def provenance(self) -> dict[str, Any]:
+        """The prefix rule, token id and string, and how long documents are windowed."""
+        out = self.prefix.record()
+        if self.lmeval_rule:
+            out["rolling_windows"] = f"lm-eval (get_rolling_token_windows, disjoint, context_len 1, max_length {self.lm.max_length})"
+            out["tokenization"] = "lm-eval hf (tokenizer's default special tokens; context = enc(context))"
+        else:
+            out["rolling_windows"] = "dlmbench (the adapter's own windows)"
+            out["tokenization"] = "dlmbench (no special tokens added)"
+        return out
+
     def get_model_info(self) -> dict[str, Any]:
         """Merged into lm-eval's ``results["config"]``."""
         info = {k: v for k, v in self.lm.describe().items()}
         info["dlmbench_bound"] = self.lm.bound
         info["loglikelihood_kind"] = _ll_kind(self.lm.bound)
+        info.update(self.provenance())
+        info["dlmbench_prefix"] = self.prefix.line()
         return json.loads(json.dumps(info, default=str))
 
     def _note(self, res: NLLResult) -> None:
@@ -181,7 +214,14 @@ class DlmbenchLM(LM):
             {"nll_bound": res.bound, "mc_samples": int(res.mc_samples), "loglikelihood_kind": _ll_kind(res.bound)}
         )
         for k, v in res.settings.items():
+            if k == "prefix_token_id" and self.prefix.rule != "card":
+                continue  # the card's setting: not the token fed under lm-eval's rule (see prefix_token_id)
             self.score_info[f"estimator.{k}"] = v
+        if self.prefix.rule == "card" and "prefix_token_id" in res.settings:  # what the adapter says it applied
+            tid = res.settings["prefix_token_id"]
+            if tid != self.prefix.token_id:
+                self.prefix = card_prefix(self.lm, None if tid is None else int(tid))
+        self.score_info.update(self.provenance())
 
     # -- requests ------------------------------------------------------------------------------
     def _want_greedy(self, task_name: str | None) -> bool:
@@ -199,7 +239,7 @@ class DlmbenchLM(LM):
         where: list[int] = []
         want: list[bool] = []
         for i, (context, continuation) in enumerate(args):
-            ctx, cont = encode_request(self.lm.tokenizer, context, continuation)
+            ctx, cont = self._encode(context, continuation)
             if not cont:  # nothing to score: log 1 = 0, and the empty string is trivially greedy
                 continue
             reqs.append(ScoreRequest(ctx, cont, loglikelihood_seed(self.seed, context, continuation)))
@@ -222,22 +262,48 @@ class DlmbenchLM(LM):
             self.cache_hook.add_partial("loglikelihood", args[i], out[i])
         return out
 
+    def _encode(self, context: str, continuation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Token ids ``(context, continuation)`` of one ``loglikelihood`` request: lm-eval's ``hf`` model's
+        (prefix token for an empty context, left truncation) under rule ``lmeval``, else :func:`encode_request`."""
+        if not self.lmeval_rule:
+            return encode_request(self.lm.tokenizer, context, continuation)
+        pid = int(self.prefix.token_id)  # type: ignore[arg-type]
+        ctx, cont = hflm_pair(self.lm.tokenizer, context, continuation, pid)
+        ctx, cont = truncate_left(ctx, cont, self.lm.max_length)
+        return tuple(ctx), tuple(cont)
+
+    def _rolling_requests(self, text: str) -> list[ScoreRequest]:
+        """One document as score requests whose NLLs sum to its ``-loglikelihood_rolling``: lm-eval's
+        windows after the prefix token (rule ``lmeval``), else the whole document with an empty context
+        (the adapter applies its own prefix and windows)."""
+        seed = rolling_seed(self.seed, text)
+        if not self.lmeval_rule:
+            ids = tuple(self.lm.tokenizer.encode(text))
+            return [ScoreRequest((), ids, seed)] if ids else []
+        pid = int(self.prefix.token_id)  # type: ignore[arg-type]
+        ids = hflm_encode(self.lm.tokenizer, text, pid)
+        if not ids:
+            return []
+        if self.lm.max_length is None:
+            return [ScoreRequest((pid,), tuple(ids), seed)]
+        return [ScoreRequest(tuple(c), tuple(p), seed) for c, p in rolling_windows(ids, pid, int(self.lm.max_length))]
+
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         texts = [r.args[0] for r in requests]
         self.counts["loglikelihood_rolling"] += len(texts)
         out = [0.0] * len(texts)
-        reqs, where = [], []
+        reqs, owner = [], []
         for i, text in enumerate(texts):
-            ids = tuple(self.lm.tokenizer.encode(text))
-            if ids:
-                reqs.append(ScoreRequest((), ids, rolling_seed(self.seed, text)))
-                where.append(i)
+            parts = self._rolling_requests(text)
+            reqs.extend(parts)
+            owner.extend([i] * len(parts))
         if reqs:
             res = self.lm.conditional_nll(reqs)
             self._note(res)
-            for k, i in enumerate(where):
-                out[i] = -float(res.nll[k])
-                self.cache_hook.add_partial("loglikelihood_rolling", (texts[i],), out[i])
+            for k, i in enumerate(owner):
+                out[i] -= float(res.nll[k])
+        for i, text in enumerate(texts):
+            self.cache_hook.add_partial("loglikelihood_rolling", (text,), out[i])
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -282,6 +348,38 @@ class DlmbenchLM(LM):
         return {k: v for k, v in wanted.items() if k in known}
 
 
+def _token_id(value: Any) -> int:
+    try:
+        tid = int(value)
+    except (TypeError, ValueError):
+        tid = -1
+    if tid < 0 or isinstance(value, bool):
+        raise BadSpec(f"lm-eval bridge: prefix_token_id must be a token id >= 0 under prefix=lmeval, not {value!r} "
+                      "(the card's auto/none take prefix=card)")
+    return tid
+
+
+def card_prefix(lm: LanguageModel, token_id: int | None) -> Prefix:
+    if token_id is None:
+        return Prefix("card", None, None, "the model card scores no prefix token: a document's first token is not scored")
+    return Prefix("card", int(token_id), token_string(lm.tokenizer, token_id), "the model card's prefix_token_id")
+
+
+def choose_prefix(lm: LanguageModel, rule: str, custom: int | None) -> Prefix:
+    """The prefix token of an empty context under ``rule`` for ``lm``.
+
+    Only a model that reads left to right scores its first token after a prefix token; for the others
+    (diffusion: every token noised) the rule is ``none`` whatever was asked."""
+    if not lm.supports("left_to_right"):
+        return Prefix("none", None, None, "no prefix token: the model does not read left to right (an empty context "
+                      "is scored with every token noised)")
+    if rule == "card":
+        return card_prefix(lm, getattr(lm, "prefix_id", None))
+    tok = lm.tokenizer
+    tid, why = lmeval_prefix_id(custom, getattr(tok, "bos_id", None), getattr(tok, "eos_id", None))
+    return Prefix("lmeval", tid, token_string(tok, tid), why)
+
+
 def _ll_kind(bound: str) -> str:
     return "exact" if bound == "exact" else "lower bound (negative of an MC upper bound on the NLL)"
 
@@ -312,27 +410,56 @@ def _usable_device(device: str | None) -> str:
     return str(device)
 
 
+TASKS_DIR = Path(__file__).resolve().parent / "lmeval_tasks"
+"""lm-eval task YAMLs shipped with dlmbench (``dlmbench_kjv_rolling``: offline, data beside it)."""
+
+
+def with_packaged_tasks(argv: Sequence[str]) -> list[str]:
+    """lm-eval arguments with ``--include_path TASKS_DIR`` added when they give none (lm-eval 0.4.13 takes
+    one folder; a user's own ``--include_path`` is kept as given)."""
+    args = list(argv)
+    if any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        return args
+    if args and args[0] in ("run", "ls", "validate"):  # lm-eval's subcommands; `ls` and `validate` take it too
+        return [args[0], "--include_path", str(TASKS_DIR), *args[1:]]
+    if not args or args[0] in ("-h", "--help"):
+        return args
+    return [*args, "--include_path", str(TASKS_DIR)]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered.
+    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered,
+    dlmbench's packaged tasks on the include path (:func:`with_packaged_tasks`) and the results table
+    marking bounds (:func:`dlmbench.integrations.lmeval_table.make_table`).
 
     ``argv``: lm-eval's arguments (default: this process's). lm-eval reads ``sys.argv`` itself, so it is
-    set for the call and restored afterwards."""
+    set for the call and restored afterwards; so is ``lm_eval.utils.make_table``, which lm-eval's ``run``
+    command imports when it prints."""
     import sys
 
+    import lm_eval.utils
     from lm_eval.__main__ import cli_evaluate
 
+    from dlmbench.integrations.lmeval_table import make_table
+
     register()
-    saved = sys.argv
-    if argv is not None:
-        sys.argv = [saved[0] if saved else "lm-eval", *argv]
+    saved, saved_table = sys.argv, lm_eval.utils.make_table
+    sys.argv = [saved[0] if saved else "lm-eval", *with_packaged_tasks(saved[1:] if argv is None else argv)]
+    lm_eval.utils.make_table = make_table
     try:
         cli_evaluate()
     finally:
         sys.argv = saved
+        lm_eval.utils.make_table = saved_table
 
 
 def register() -> None:
-    """Register :class:`DlmbenchLM` as lm-eval model ``dlmbench`` (idempotent)."""
+    """Register :class:`DlmbenchLM` as lm-eval model ``dlmbench`` (idempotent).
+
+    lm-eval fills its registry with its own models (``hf``, ``vllm``, ...) lazily, only while it is empty;
+    they are imported first so that registering ``dlmbench`` does not hide them."""
+    import lm_eval.models  # noqa: F401
+
     try:
         register_model(MODEL_NAME)(DlmbenchLM)
     except ValueError:  # already registered (e.g. the module was reloaded): keep the first registration
