@@ -233,3 +233,37 @@ def test_prefix_rule_errors():
         lmeval_prefix_id(None, None, None)
     with pytest.raises(BadSpec, match="prefix must be one of lmeval, card"):
         parse_prefix_rule("bos")
+
+
+def _card(name: str, tasks_dir, **settings):
+    from dlmbench.specs import TaskSpec
+
+    return TaskSpec.from_dict({
+        "name": name, "type": "lmeval", "dataset": {"source": "hf", "path": "none/none", "split": "test"},
+        "settings": {"lm_eval_task": name, "include_path": str(tasks_dir), "include_defaults": False, **settings},
+    })
+
+
+def test_lmeval_task_rows_equal_lm_eval_hf_and_name_the_prefix(setup, hf_results):
+    """The ``lmeval`` task type: lm-eval hf's numbers by default, and the settings its rows carry name the
+    rule, the token id and its string; ``prefix: card`` switches to the card's token."""
+    from dlmbench.tasks.lmeval import run_lmeval
+
+    out = run_lmeval(setup["model"], _card("parity_rolling", setup["tasks"]), seed=0, limit=None)
+    rows = {r.metric: r for r in out.metrics}
+    ref = hf_results["results"]["parity_rolling"]
+    for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+        assert rows[metric].value == pytest.approx(ref[f"{metric},none"], rel=1e-5)
+    assert (out.settings["prefix_rule"], out.settings["prefix_token_id"], out.settings["prefix_token"]) == ("lmeval", BOS, "<|bos|>")
+    assert out.settings["rolling_windows"].startswith("lm-eval")
+    card = run_lmeval(setup["model"], _card("parity_rolling", setup["tasks"], prefix="card"), seed=0, limit=None)
+    assert (card.settings["prefix_rule"], card.settings["prefix_token_id"], card.settings["prefix_token"]) == ("card", EOS, "<|endoftext|>")
+
+
+def test_packaged_lm_eval_task_runs_through_the_lmeval_task_type(setup):
+    """``dlmbench_kjv_rolling`` ships with the package: the ``lmeval`` task type finds it without an include path."""
+    from dlmbench.tasks.lmeval import run_lmeval
+
+    out = run_lmeval(setup["model"], _card("dlmbench_kjv_rolling", setup["tasks"], include_path=None), seed=0, limit=2)
+    rows = {r.metric: r for r in out.metrics}
+    assert rows["word_perplexity"].n == 2 and rows["word_perplexity"].bound == "exact" and rows["word_perplexity"].value > 1
