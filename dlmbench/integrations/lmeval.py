@@ -11,9 +11,10 @@ lm-eval request              dlmbench question
                              negative of a Monte Carlo **upper bound** on the NLL, i.e. a lower
                              bound on ``log p(cont | ctx)`` (MC samples and estimator in
                              :attr:`DlmbenchLM.score_info`).
-``loglikelihood_rolling``    ``−conditional_nll((), text)``: the whole document, the first token
-                             scored after the model's prefix token (AR) or with every token noised
-                             (diffusion); long texts are windowed by the adapter.
+``loglikelihood_rolling``    ``−conditional_nll`` of the whole document, the first token scored after
+                             the prefix token (left-to-right models: lm-eval's rolling windows under
+                             rule ``lmeval``, the adapter's own windows under ``card``) or with every
+                             token noised (diffusion).
 ``generate_until``           ``sample(1, max_gen_toks, prefix=ctx)`` with the family's sampler, greedy
                              (temperature 0) unless the task asks for ``do_sample``; the tokens cut at
                              the model's end-of-text token, decoded, cut at the first ``until`` string
@@ -21,11 +22,22 @@ lm-eval request              dlmbench question
                              that many tokens instead, as LLaDA's own harness does.
 ===========================  ==================================================================
 
-Tokenization follows lm-eval's ``TemplateLM``: trailing spaces of the context move to the
-continuation, then ``context + continuation`` and ``context`` are encoded and the continuation tokens
-are the difference (:func:`dlmbench.data.tokenization.encode_pair`, the same split as our own LAMBADA
-task, so both paths score the same tokens). An empty context is scored after the adapter's own
-prefix (AR: the prefix/BOS token; diffusion: nothing).
+**The same numbers as ``lm_eval --model hf`` by default.** For a model that reads left to right (AR),
+model_arg ``prefix=lmeval`` (the default) follows lm-eval's ``hf`` model exactly
+(:mod:`dlmbench.integrations.lmeval_protocol`): an empty context is scored after ``prefix_token_id`` from
+the model_args, else the tokenizer's BOS, else its EOS (``HFLM.prefix_token_id``); text is encoded with
+the tokenizer's default special tokens; a pair is split as ``TemplateLM._encode_pair`` (trailing spaces of
+the context move to the continuation, the continuation is ``enc(ctx + cont)[len(enc(ctx)):]``); long
+documents are cut into lm-eval's rolling windows. ``prefix=card`` takes dlmbench's own conventions instead:
+the model card's ``prefix_token_id`` setting (given in model_args it sets the card's), no special tokens,
+:func:`encode_request` and the adapter's sliding window. The rule, the token id and its string are in
+lm-eval's ``results["config"]`` (``prefix_rule``, ``prefix_token_id``, ``prefix_token``, ``prefix_source``),
+under the printed table, in :attr:`DlmbenchLM.score_info` and in the rows of the ``lmeval`` task type.
+Diffusion models have no prefix token (rule ``none``) and keep :func:`encode_request`.
+
+``dlmbench lm-eval`` prints lm-eval's table with a diffusion model's bounds marked (``<=``, see
+:mod:`dlmbench.integrations.lmeval_table`) and adds dlmbench's packaged lm-eval tasks (:data:`TASKS_DIR`,
+e.g. the offline ``dlmbench_kjv_rolling``) as ``--include_path`` when none is given.
 
 Randomness is per request (docs/architecture.md, "Conventions"): the seed of each request is
 ``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`; generations:
@@ -42,7 +54,7 @@ Both are lm-eval's own CLI (every argument forwarded) with this model registered
 ``lm_eval --model dlmbench`` cannot work with lm-eval 0.4.13: it resolves ``--model`` only in its own
 registry (built-in models, no entry-point or plugin discovery), so ``dlmbench`` exists once this module is
 imported. ``model_args``: ``model`` (a card name or YAML path), ``seed``, ``greedy``
-(``auto``/``true``/``false``), ``specs`` (a folder of cards, ``;``-separated for several; or
+(``auto``/``true``/``false``), ``prefix`` (``lmeval``/``card``), ``prefix_token_id``, ``specs`` (a folder of cards, ``;``-separated for several; or
 ``dlmbench --specs DIR lm-eval ...``) and any model setting of the card (``mc_samples=128``).
 """
 
@@ -59,7 +71,15 @@ from lm_eval.api.registry import register_model
 from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, settings_dict, until_eos
 from dlmbench.errors import BadSpec
 from dlmbench.integrations.lmeval_protocol import (
-    Prefix, hflm_encode, hflm_pair, lmeval_prefix_id, parse_prefix_rule, rolling_windows, token_string, truncate_left,
+    Prefix,
+    hflm_encode,
+    hflm_generation_context,
+    hflm_pair,
+    lmeval_prefix_id,
+    parse_prefix_rule,
+    rolling_windows,
+    token_string,
+    truncate_left,
 )
 from dlmbench.seeding import request_seed
 
@@ -130,6 +150,9 @@ class DlmbenchLM(LM):
     :attr:`skip_greedy_tasks` (the ``lmeval`` task puts multiple-choice tasks there, whose metrics
     never read ``is_greedy``; for a diffusion model the check costs one forward per continuation
     token); ``true`` always checks; ``false`` never checks and answers ``is_greedy = False``.
+    ``prefix``: ``lmeval`` (default: lm-eval's ``hf`` conventions, so AR numbers equal ``lm_eval --model
+    hf``) or ``card`` (the card's prefix token and dlmbench's tokenization); ``prefix_token_id``: under
+    ``lmeval`` lm-eval's custom prefix token, under ``card`` the card's setting (module docstring).
     """
 
     def __init__(
@@ -321,7 +344,12 @@ class DlmbenchLM(LM):
             # lm-eval harness does (it ignores max_gen_toks); otherwise lm-eval's max_gen_toks
             length = int(fixed) if fixed else max_new
             settings = self._sampler_settings(kwargs)
-            prefix = list(self.lm.tokenizer.encode(context)) if context else []
+            if not context:
+                prefix = []
+            elif self.lmeval_rule:  # as lm-eval's hf model encodes a prompt (a Llama-style tokenizer adds its BOS)
+                prefix = hflm_generation_context(self.lm.tokenizer, context)
+            else:
+                prefix = list(self.lm.tokenizer.encode(context))
             limit = self.lm.max_length
             if limit is not None and prefix:
                 keep = max(1, int(limit) - length)  # keep the end of a long prompt (as lm-eval's HF model)

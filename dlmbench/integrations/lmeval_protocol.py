@@ -16,6 +16,8 @@ under its default prefix rule ``prefix=lmeval``:
    as ``TemplateLM._encode_pair``: trailing spaces of the context move to the continuation,
    ``cont = enc(ctx + cont)[len(enc(ctx)):]`` and the context fed is ``enc(ctx)`` (:func:`hflm_pair`); the
    sequence is left-truncated to ``max_length + 1`` tokens (``HFLM._loglikelihood_tokens``).
+   A ``generate_until`` prompt is encoded as ``HFLM.tok_batch_encode`` does (default special tokens unless
+   the context starts with the BOS string; :func:`hflm_generation_context`).
 3. **Rolling windows** (``HFLM.loglikelihood_rolling``): a document is cut by lm-eval's own
    ``get_rolling_token_windows(tokens, prefix, max_length, context_len=1)`` and ``make_disjoint_window``:
    the first window is ``[prefix] + tokens[:L-1]`` scoring ``tokens[:L]``, each later one scores the next
@@ -124,6 +126,17 @@ def hflm_pair(tokenizer: Any, context: str, continuation: str, prefix_id: int) -
     return ctx, whole[len(ctx):]
 
 
+def hflm_generation_context(tokenizer: Any, context: str) -> list[int]:
+    """The prompt ids of a ``generate_until`` request as ``HFLM.tok_batch_encode`` makes them: the tokenizer's
+    default special tokens unless the context starts with its BOS string."""
+    hf = getattr(tokenizer, "hf", None)
+    if hf is None:
+        return list(tokenizer.encode(context))
+    bos = getattr(hf, "bos_token", None)
+    kwargs = {"add_special_tokens": False} if bos and context.startswith(bos) else {}
+    return [int(i) for i in hf.encode(context, **kwargs)]
+
+
 def truncate_left(context: Sequence[int], continuation: Sequence[int], max_length: int | None) -> tuple[list[int], list[int]]:
     """Keep the last ``max_length + 1`` tokens of ``context + continuation`` (lm-eval's left truncation)."""
     ctx, cont = list(context), list(continuation)
@@ -145,6 +158,6 @@ def rolling_windows(tokens: Sequence[int], prefix_id: int, max_length: int) -> l
 
 
 __all__ = [
-    "PREFIX_RULES", "Prefix", "hflm_encode", "hflm_pair", "lmeval_prefix_id", "parse_prefix_rule",
+    "PREFIX_RULES", "Prefix", "hflm_encode", "hflm_generation_context", "hflm_pair", "lmeval_prefix_id", "parse_prefix_rule",
     "rolling_windows", "token_string", "truncate_left",
 ]

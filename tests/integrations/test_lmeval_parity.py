@@ -267,3 +267,18 @@ def test_packaged_lm_eval_task_runs_through_the_lmeval_task_type(setup):
     out = run_lmeval(setup["model"], _card("dlmbench_kjv_rolling", setup["tasks"], include_path=None), seed=0, limit=2)
     rows = {r.metric: r for r in out.metrics}
     assert rows["word_perplexity"].n == 2 and rows["word_perplexity"].bound == "exact" and rows["word_perplexity"].value > 1
+
+
+def test_generate_until_equals_lm_eval_hf(setup):
+    """Greedy generations: the prompt encoded as lm-eval's hf model encodes it (with the tokenizer's BOS when it
+    adds one), cut at the end-of-text token and the stop strings; the same text as ``HFLM.generate_until``."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    hf = HFLM(pretrained=str(setup["dir"]), device="cpu", dtype="float32", batch_size=1)
+    bridge = DlmbenchLM(setup["model"], seed=0)
+    prompts = ["the quick brown", "hello world, this is", "<|bos|>the lazy"]
+    reqs = [Instance("generate_until", {}, (p, {"until": ["\n", "dog"], "max_gen_toks": 10}), i) for i, p in enumerate(prompts)]
+    ours = bridge.generate_until(reqs)
+    assert ours == hf.generate_until(reqs)
+    assert any(ours)
