@@ -399,6 +399,9 @@ def choose_prefix(lm: LanguageModel, rule: str, custom: int | None) -> Prefix:
     Only a model that reads left to right scores its first token after a prefix token; for the others
     (diffusion: every token noised) the rule is ``none`` whatever was asked."""
     if not lm.supports("left_to_right"):
+        if custom is not None:
+            raise BadSpec(f"lm-eval bridge: prefix_token_id={custom} has no effect on a {lm.family} model: it does not "
+                          "read left to right and scores an empty context with every token noised")
         return Prefix("none", None, None, "no prefix token: the model does not read left to right (an empty context "
                       "is scored with every token noised)")
     if rule == "card":

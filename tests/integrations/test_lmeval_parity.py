@@ -322,3 +322,20 @@ def test_smollm2_bridge_equals_lm_eval_hf_on_the_packaged_task():
     word = {k: r["results"]["dlmbench_kjv_rolling"]["word_perplexity,none"] for k, r in (("lmeval", ours), ("card", card))}
     print(f"SmolLM2 word perplexity, 20 held-out verses: lm-eval rule {word['lmeval']:.4f}, card {word['card']:.4f}")
     assert word["card"] < word["lmeval"]
+
+
+def test_models_that_do_not_read_left_to_right_have_no_prefix_token():
+    from dlmbench.errors import BadSpec
+    from dlmbench.integrations.lmeval import choose_prefix
+
+    class Diffusion:  # what choose_prefix asks of a model
+        family = "mdlm"
+
+        def supports(self, capability):
+            return capability != "left_to_right"
+
+    for rule in ("lmeval", "card"):
+        p = choose_prefix(Diffusion(), rule, None)
+        assert (p.rule, p.token_id, p.token) == ("none", None, None) and "every token noised" in p.line()
+    with pytest.raises(BadSpec, match="prefix_token_id=0 has no effect on a mdlm model"):
+        choose_prefix(Diffusion(), "lmeval", 0)
