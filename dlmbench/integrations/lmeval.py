@@ -476,7 +476,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     register()
     saved, saved_table = sys.argv, lm_eval.utils.make_table
     sys.argv = [saved[0] if saved else "lm-eval", *with_packaged_tasks(saved[1:] if argv is None else argv)]
-    lm_eval.utils.make_table = make_table
+    def printed(results, column="results", sort_results=False):
+        return make_table(results, column, sort_results)
+
+    printed.lm_eval_original = saved_table  # type: ignore[attr-defined]
+    lm_eval.utils.make_table = printed
     try:
         cli_evaluate()
     finally:

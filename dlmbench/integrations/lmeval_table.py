@@ -25,8 +25,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from lm_eval.utils import make_table as lm_eval_make_table  # bound here: dlmbench lm-eval swaps the name in lm_eval.utils
-
 LIKELIHOOD_METRICS = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
 UPPER_MARK = "<= "
 EXACT_MARK = "= "
@@ -103,15 +101,26 @@ def marked_results(results: Mapping[str, Any], model_bound: str) -> tuple[dict[s
     return out, used
 
 
+def lm_eval_make_table():
+    """lm-eval's own ``make_table`` (while ``dlmbench lm-eval`` runs, ``lm_eval.utils.make_table`` is a wrapper
+    that keeps the original as ``lm_eval_original``). Imported here, not at module level: this module is read
+    by the ``lmeval`` task type, which must import without lm-eval installed."""
+    import lm_eval.utils
+
+    current = lm_eval.utils.make_table
+    return getattr(current, "lm_eval_original", current)
+
+
 def make_table(results: Mapping[str, Any], column: str = "results", sort_results: bool = False) -> str:
     """lm-eval's ``make_table`` with a dlmbench model's bounds marked and a legend; for other models it is
     lm-eval's table unchanged. ``dlmbench lm-eval`` prints this one."""
+    base = lm_eval_make_table()
     cfg = results.get("config") or {}
     bound = cfg.get("dlmbench_bound")
     if bound is None:  # not a dlmbench model
-        return lm_eval_make_table(results, column, sort_results)
+        return base(results, column, sort_results)
     marked, used = marked_results(results, bound)
-    table = lm_eval_make_table(marked, column, sort_results)
+    table = base(marked, column, sort_results)
     if column != "results":
         return table
     notes = []

@@ -130,3 +130,18 @@ def test_dlmbench_lm_eval_prints_bounds_offline(capsys, tmp_path, monkeypatch):
         assert re.fullmatch(r"\d+\.\d{4}", ar[("dlmbench_kjv_rolling", metric)]), ar
     assert "<= : upper bound" in got["zoo-mdlm-kjv,mc_samples=2"] and "<=" not in got["zoo-ar-kjv"]
     assert "prefix rule lmeval: empty contexts scored after token 0 '<|endoftext|>'" in got["zoo-ar-kjv"]
+
+
+def test_lmeval_task_module_imports_without_lm_eval():
+    """The bound labels are read by the ``lmeval`` task type, which must import where lm-eval is not installed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; sys.modules['lm_eval'] = None\n"
+            "import dlmbench.tasks.lmeval as t\n"
+            "print(t.metric_bound('upper', 'loglikelihood_rolling', 'bits_per_byte'))")
+    root = str(Path(__file__).resolve().parents[2])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "('upper', 'nll_upper_bound')"
