@@ -11,9 +11,10 @@ lm-eval request              dlmbench question
                              negative of a Monte Carlo **upper bound** on the NLL, i.e. a lower
                              bound on ``log p(cont | ctx)`` (MC samples and estimator in
                              :attr:`DlmbenchLM.score_info`).
-``loglikelihood_rolling``    ``−conditional_nll((), text)``: the whole document, the first token
-                             scored after the model's prefix token (AR) or with every token noised
-                             (diffusion); long texts are windowed by the adapter.
+``loglikelihood_rolling``    ``−conditional_nll`` of the whole document, the first token scored after
+                             the prefix token (left-to-right models: lm-eval's rolling windows under
+                             rule ``lmeval``, the adapter's own windows under ``card``) or with every
+                             token noised (diffusion).
 ``generate_until``           ``sample(1, max_gen_toks, prefix=ctx)`` with the family's sampler, greedy
                              (temperature 0) unless the task asks for ``do_sample``; the tokens cut at
                              the model's end-of-text token, decoded, cut at the first ``until`` string
@@ -21,11 +22,22 @@ lm-eval request              dlmbench question
                              that many tokens instead, as LLaDA's own harness does.
 ===========================  ==================================================================
 
-Tokenization follows lm-eval's ``TemplateLM``: trailing spaces of the context move to the
-continuation, then ``context + continuation`` and ``context`` are encoded and the continuation tokens
-are the difference (:func:`dlmbench.data.tokenization.encode_pair`, the same split as our own LAMBADA
-task, so both paths score the same tokens). An empty context is scored after the adapter's own
-prefix (AR: the prefix/BOS token; diffusion: nothing).
+**The same numbers as ``lm_eval --model hf`` by default.** For a model that reads left to right (AR),
+model_arg ``prefix=lmeval`` (the default) follows lm-eval's ``hf`` model exactly
+(:mod:`dlmbench.integrations.lmeval_protocol`): an empty context is scored after ``prefix_token_id`` from
+the model_args, else the tokenizer's BOS, else its EOS (``HFLM.prefix_token_id``); text is encoded with
+the tokenizer's default special tokens; a pair is split as ``TemplateLM._encode_pair`` (trailing spaces of
+the context move to the continuation, the continuation is ``enc(ctx + cont)[len(enc(ctx)):]``); long
+documents are cut into lm-eval's rolling windows. ``prefix=card`` takes dlmbench's own conventions instead:
+the model card's ``prefix_token_id`` setting (given in model_args it sets the card's), no special tokens,
+:func:`encode_request` and the adapter's sliding window. The rule, the token id and its string are in
+lm-eval's ``results["config"]`` (``prefix_rule``, ``prefix_token_id``, ``prefix_token``, ``prefix_source``),
+under the printed table, in :attr:`DlmbenchLM.score_info` and in the rows of the ``lmeval`` task type.
+Diffusion models have no prefix token (rule ``none``) and keep :func:`encode_request`.
+
+``dlmbench lm-eval`` prints lm-eval's table with a diffusion model's bounds marked (``<=``, see
+:mod:`dlmbench.integrations.lmeval_table`) and adds dlmbench's packaged lm-eval tasks (:data:`TASKS_DIR`,
+e.g. the offline ``dlmbench_kjv_rolling``) as ``--include_path`` when none is given.
 
 Randomness is per request (docs/architecture.md, "Conventions"): the seed of each request is
 ``request_seed(seed, "lmeval", context, continuation)`` (:func:`loglikelihood_seed`; generations:
@@ -42,7 +54,7 @@ Both are lm-eval's own CLI (every argument forwarded) with this model registered
 ``lm_eval --model dlmbench`` cannot work with lm-eval 0.4.13: it resolves ``--model`` only in its own
 registry (built-in models, no entry-point or plugin discovery), so ``dlmbench`` exists once this module is
 imported. ``model_args``: ``model`` (a card name or YAML path), ``seed``, ``greedy``
-(``auto``/``true``/``false``), ``specs`` (a folder of cards, ``;``-separated for several; or
+(``auto``/``true``/``false``), ``prefix`` (``lmeval``/``card``), ``prefix_token_id``, ``specs`` (a folder of cards, ``;``-separated for several; or
 ``dlmbench --specs DIR lm-eval ...``) and any model setting of the card (``mc_samples=128``).
 """
 
@@ -50,6 +62,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lm_eval.api.model import LM
@@ -57,6 +70,17 @@ from lm_eval.api.registry import register_model
 
 from dlmbench.interface import LanguageModel, NLLResult, ScoreRequest, settings_dict, until_eos
 from dlmbench.errors import BadSpec
+from dlmbench.integrations.lmeval_protocol import (
+    Prefix,
+    hflm_encode,
+    hflm_generation_context,
+    hflm_pair,
+    lmeval_prefix_id,
+    parse_prefix_rule,
+    rolling_windows,
+    token_string,
+    truncate_left,
+)
 from dlmbench.seeding import request_seed
 
 MODEL_NAME = "dlmbench"
@@ -126,6 +150,9 @@ class DlmbenchLM(LM):
     :attr:`skip_greedy_tasks` (the ``lmeval`` task puts multiple-choice tasks there, whose metrics
     never read ``is_greedy``; for a diffusion model the check costs one forward per continuation
     token); ``true`` always checks; ``false`` never checks and answers ``is_greedy = False``.
+    ``prefix``: ``lmeval`` (default: lm-eval's ``hf`` conventions, so AR numbers equal ``lm_eval --model
+    hf``) or ``card`` (the card's prefix token and dlmbench's tokenization); ``prefix_token_id``: under
+    ``lmeval`` lm-eval's custom prefix token, under ``card`` the card's setting (module docstring).
     """
 
     def __init__(
@@ -137,11 +164,20 @@ class DlmbenchLM(LM):
         batch_size: int | str | None = None,
         max_batch_size: int | None = None,
         specs: str | None = None,
+        prefix: str = "lmeval",
+        prefix_token_id: int | str | None = None,
         **settings: Any,
     ) -> None:
         super().__init__()
         if model is None:
             raise BadSpec("lm-eval bridge: give model=NAME (a dlmbench model card) in --model_args")
+        rule = parse_prefix_rule(prefix)
+        custom = None
+        if prefix_token_id is not None:
+            if rule == "card":  # the card's own setting (auto / none / an id), applied by the adapter
+                settings = {**settings, "prefix_token_id": prefix_token_id}
+            else:  # lm-eval's hf model_arg of the same name
+                custom = _token_id(prefix_token_id)
         if isinstance(model, str):
             model = _load_named(model, device=device, batch_size=batch_size, specs=specs, settings=settings)
         elif settings:
@@ -154,6 +190,7 @@ class DlmbenchLM(LM):
         self.lm: LanguageModel = model
         self.seed = int(seed)
         self.greedy = _parse_greedy(greedy if not isinstance(greedy, bool) else str(greedy))
+        self.prefix: Prefix = choose_prefix(model, rule, custom)
         self.skip_greedy_tasks: set[str] = set()
         self._device = str(getattr(model, "device", device or "cpu"))
         # what the last scoring calls reported (bound, MC samples, estimator settings, greedy method)
@@ -169,11 +206,30 @@ class DlmbenchLM(LM):
     def tokenizer_name(self) -> str:
         return str(getattr(self.lm.tokenizer, "name", "?"))
 
+    @property
+    def lmeval_rule(self) -> bool:
+        """Whether requests are tokenized, prefixed and windowed as lm-eval's ``hf`` model does
+        (:mod:`dlmbench.integrations.lmeval_protocol`): rule ``lmeval`` on a left-to-right model."""
+        return self.prefix.rule == "lmeval"
+
+    def provenance(self) -> dict[str, Any]:
+        """The prefix rule, token id and string, and how long documents are windowed."""
+        out = self.prefix.record()
+        if self.lmeval_rule:
+            out["rolling_windows"] = f"lm-eval (get_rolling_token_windows, disjoint, context_len 1, max_length {self.lm.max_length})"
+            out["tokenization"] = "lm-eval hf (tokenizer's default special tokens; context = enc(context))"
+        else:
+            out["rolling_windows"] = "dlmbench (the adapter's own windows)"
+            out["tokenization"] = "dlmbench (no special tokens added)"
+        return out
+
     def get_model_info(self) -> dict[str, Any]:
         """Merged into lm-eval's ``results["config"]``."""
         info = {k: v for k, v in self.lm.describe().items()}
         info["dlmbench_bound"] = self.lm.bound
         info["loglikelihood_kind"] = _ll_kind(self.lm.bound)
+        info.update(self.provenance())
+        info["dlmbench_prefix"] = self.prefix.line()
         return json.loads(json.dumps(info, default=str))
 
     def _note(self, res: NLLResult) -> None:
@@ -181,7 +237,14 @@ class DlmbenchLM(LM):
             {"nll_bound": res.bound, "mc_samples": int(res.mc_samples), "loglikelihood_kind": _ll_kind(res.bound)}
         )
         for k, v in res.settings.items():
+            if k == "prefix_token_id" and self.prefix.rule != "card":
+                continue  # the card's setting: not the token fed under lm-eval's rule (see prefix_token_id)
             self.score_info[f"estimator.{k}"] = v
+        if self.prefix.rule == "card" and "prefix_token_id" in res.settings:  # what the adapter says it applied
+            tid = res.settings["prefix_token_id"]
+            if tid != self.prefix.token_id:
+                self.prefix = card_prefix(self.lm, None if tid is None else int(tid))
+        self.score_info.update(self.provenance())
 
     # -- requests ------------------------------------------------------------------------------
     def _want_greedy(self, task_name: str | None) -> bool:
@@ -199,7 +262,7 @@ class DlmbenchLM(LM):
         where: list[int] = []
         want: list[bool] = []
         for i, (context, continuation) in enumerate(args):
-            ctx, cont = encode_request(self.lm.tokenizer, context, continuation)
+            ctx, cont = self._encode(context, continuation)
             if not cont:  # nothing to score: log 1 = 0, and the empty string is trivially greedy
                 continue
             reqs.append(ScoreRequest(ctx, cont, loglikelihood_seed(self.seed, context, continuation)))
@@ -222,22 +285,48 @@ class DlmbenchLM(LM):
             self.cache_hook.add_partial("loglikelihood", args[i], out[i])
         return out
 
+    def _encode(self, context: str, continuation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Token ids ``(context, continuation)`` of one ``loglikelihood`` request: lm-eval's ``hf`` model's
+        (prefix token for an empty context, left truncation) under rule ``lmeval``, else :func:`encode_request`."""
+        if not self.lmeval_rule:
+            return encode_request(self.lm.tokenizer, context, continuation)
+        pid = int(self.prefix.token_id)  # type: ignore[arg-type]
+        ctx, cont = hflm_pair(self.lm.tokenizer, context, continuation, pid)
+        ctx, cont = truncate_left(ctx, cont, self.lm.max_length)
+        return tuple(ctx), tuple(cont)
+
+    def _rolling_requests(self, text: str) -> list[ScoreRequest]:
+        """One document as score requests whose NLLs sum to its ``-loglikelihood_rolling``: lm-eval's
+        windows after the prefix token (rule ``lmeval``), else the whole document with an empty context
+        (the adapter applies its own prefix and windows)."""
+        seed = rolling_seed(self.seed, text)
+        if not self.lmeval_rule:
+            ids = tuple(self.lm.tokenizer.encode(text))
+            return [ScoreRequest((), ids, seed)] if ids else []
+        pid = int(self.prefix.token_id)  # type: ignore[arg-type]
+        ids = hflm_encode(self.lm.tokenizer, text, pid)
+        if not ids:
+            return []
+        if self.lm.max_length is None:
+            return [ScoreRequest((pid,), tuple(ids), seed)]
+        return [ScoreRequest(tuple(c), tuple(p), seed) for c, p in rolling_windows(ids, pid, int(self.lm.max_length))]
+
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         texts = [r.args[0] for r in requests]
         self.counts["loglikelihood_rolling"] += len(texts)
         out = [0.0] * len(texts)
-        reqs, where = [], []
+        reqs, owner = [], []
         for i, text in enumerate(texts):
-            ids = tuple(self.lm.tokenizer.encode(text))
-            if ids:
-                reqs.append(ScoreRequest((), ids, rolling_seed(self.seed, text)))
-                where.append(i)
+            parts = self._rolling_requests(text)
+            reqs.extend(parts)
+            owner.extend([i] * len(parts))
         if reqs:
             res = self.lm.conditional_nll(reqs)
             self._note(res)
-            for k, i in enumerate(where):
-                out[i] = -float(res.nll[k])
-                self.cache_hook.add_partial("loglikelihood_rolling", (texts[i],), out[i])
+            for k, i in enumerate(owner):
+                out[i] -= float(res.nll[k])
+        for i, text in enumerate(texts):
+            self.cache_hook.add_partial("loglikelihood_rolling", (text,), out[i])
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -255,7 +344,12 @@ class DlmbenchLM(LM):
             # lm-eval harness does (it ignores max_gen_toks); otherwise lm-eval's max_gen_toks
             length = int(fixed) if fixed else max_new
             settings = self._sampler_settings(kwargs)
-            prefix = list(self.lm.tokenizer.encode(context)) if context else []
+            if not context:
+                prefix = []
+            elif self.lmeval_rule:  # as lm-eval's hf model encodes a prompt (a Llama-style tokenizer adds its BOS)
+                prefix = hflm_generation_context(self.lm.tokenizer, context)
+            else:
+                prefix = list(self.lm.tokenizer.encode(context))
             limit = self.lm.max_length
             if limit is not None and prefix:
                 keep = max(1, int(limit) - length)  # keep the end of a long prompt (as lm-eval's HF model)
@@ -280,6 +374,41 @@ class DlmbenchLM(LM):
                 if kwargs.get(key) is not None:
                     wanted[key] = kwargs[key]
         return {k: v for k, v in wanted.items() if k in known}
+
+
+def _token_id(value: Any) -> int:
+    try:
+        tid = int(value)
+    except (TypeError, ValueError):
+        tid = -1
+    if tid < 0 or isinstance(value, bool):
+        raise BadSpec(f"lm-eval bridge: prefix_token_id must be a token id >= 0 under prefix=lmeval, not {value!r} "
+                      "(the card's auto/none take prefix=card)")
+    return tid
+
+
+def card_prefix(lm: LanguageModel, token_id: int | None) -> Prefix:
+    if token_id is None:
+        return Prefix("card", None, None, "the model card scores no prefix token: a document's first token is not scored")
+    return Prefix("card", int(token_id), token_string(lm.tokenizer, token_id), "the model card's prefix_token_id")
+
+
+def choose_prefix(lm: LanguageModel, rule: str, custom: int | None) -> Prefix:
+    """The prefix token of an empty context under ``rule`` for ``lm``.
+
+    Only a model that reads left to right scores its first token after a prefix token; for the others
+    (diffusion: every token noised) the rule is ``none`` whatever was asked."""
+    if not lm.supports("left_to_right"):
+        if custom is not None:
+            raise BadSpec(f"lm-eval bridge: prefix_token_id={custom} has no effect on a {lm.family} model: it does not "
+                          "read left to right and scores an empty context with every token noised")
+        return Prefix("none", None, None, "no prefix token: the model does not read left to right (an empty context "
+                      "is scored with every token noised)")
+    if rule == "card":
+        return card_prefix(lm, getattr(lm, "prefix_id", None))
+    tok = lm.tokenizer
+    tid, why = lmeval_prefix_id(custom, getattr(tok, "bos_id", None), getattr(tok, "eos_id", None))
+    return Prefix("lmeval", tid, token_string(tok, tid), why)
 
 
 def _ll_kind(bound: str) -> str:
@@ -312,27 +441,60 @@ def _usable_device(device: str | None) -> str:
     return str(device)
 
 
+TASKS_DIR = Path(__file__).resolve().parent / "lmeval_tasks"
+"""lm-eval task YAMLs shipped with dlmbench (``dlmbench_kjv_rolling``: offline, data beside it)."""
+
+
+def with_packaged_tasks(argv: Sequence[str]) -> list[str]:
+    """lm-eval arguments with ``--include_path TASKS_DIR`` added when they give none (lm-eval 0.4.13 takes
+    one folder; a user's own ``--include_path`` is kept as given)."""
+    args = list(argv)
+    if any(a == "--include_path" or a.startswith("--include_path=") for a in args):
+        return args
+    if args and args[0] in ("run", "ls", "validate"):  # lm-eval's subcommands; `ls` and `validate` take it too
+        return [args[0], "--include_path", str(TASKS_DIR), *args[1:]]
+    if not args or args[0] in ("-h", "--help"):
+        return args
+    return [*args, "--include_path", str(TASKS_DIR)]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered.
+    """lm-eval's command line (``lm_eval.__main__.cli_evaluate``) with the ``dlmbench`` model registered,
+    dlmbench's packaged tasks on the include path (:func:`with_packaged_tasks`) and the results table
+    marking bounds (:func:`dlmbench.integrations.lmeval_table.make_table`).
 
     ``argv``: lm-eval's arguments (default: this process's). lm-eval reads ``sys.argv`` itself, so it is
-    set for the call and restored afterwards."""
+    set for the call and restored afterwards; so is ``lm_eval.utils.make_table``, which lm-eval's ``run``
+    command imports when it prints."""
     import sys
 
+    import lm_eval.utils
     from lm_eval.__main__ import cli_evaluate
 
+    from dlmbench.integrations.lmeval_table import make_table
+
     register()
-    saved = sys.argv
-    if argv is not None:
-        sys.argv = [saved[0] if saved else "lm-eval", *argv]
+    saved, saved_table = sys.argv, lm_eval.utils.make_table
+    sys.argv = [saved[0] if saved else "lm-eval", *with_packaged_tasks(saved[1:] if argv is None else argv)]
+    def printed(results, column="results", sort_results=False):
+        return make_table(results, column, sort_results)
+
+    printed.lm_eval_original = saved_table  # type: ignore[attr-defined]
+    lm_eval.utils.make_table = printed
     try:
         cli_evaluate()
     finally:
         sys.argv = saved
+        lm_eval.utils.make_table = saved_table
 
 
 def register() -> None:
-    """Register :class:`DlmbenchLM` as lm-eval model ``dlmbench`` (idempotent)."""
+    """Register :class:`DlmbenchLM` as lm-eval model ``dlmbench`` (idempotent).
+
+    lm-eval fills its registry with its own models (``hf``, ``vllm``, ...) lazily, only while it is empty;
+    they are imported first so that registering ``dlmbench`` does not hide them."""
+    import lm_eval.models  # noqa: F401
+
     try:
         register_model(MODEL_NAME)(DlmbenchLM)
     except ValueError:  # already registered (e.g. the module was reloaded): keep the first registration

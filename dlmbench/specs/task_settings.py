@@ -107,6 +107,9 @@ class LmevalSettings(TaskSettings):
     )
     fewshot_seed: int = Field(1234, description="Seed of the few-shot sampler (lm-eval's default).")
     bootstrap_iters: int = Field(100000, ge=0, description="Bootstrap iterations for the stderr of non-mean aggregations (lm-eval's default).")
+    prefix: Literal["lmeval", "card"] = Field(
+        "lmeval", description="Prefix token of an empty context: lmeval (lm-eval hf's rule: BOS, else EOS) or card (the model card's)."
+    )
 
     @model_validator(mode="after")
     def _task_given(self) -> LmevalSettings:

@@ -46,6 +46,7 @@ from typing import Any
 
 from dlmbench.interface import LanguageModel
 from dlmbench.errors import BadSpec, DatasetUnavailable, UnknownName
+from dlmbench.integrations.lmeval_table import LIKELIHOOD_METRICS, metric_bound  # noqa: F401 (re-exported)
 from dlmbench.specs import TaskSpec
 from dlmbench.tasks.base import MetricValue, TaskOutput
 
@@ -108,7 +109,10 @@ def task_manager(
     for p in include_path:
         if not Path(p).expanduser().is_dir():
             raise BadSpec(f"lmeval include_path {p} is not a folder of lm-eval task YAML files")
-    extra = [str(Path(p).expanduser().resolve()) for p in include_path]
+    from dlmbench.integrations.lmeval import TASKS_DIR
+
+    # dlmbench's packaged lm-eval tasks (dlmbench_kjv_rolling, ...) first, so a user's folder can override them
+    extra = [str(TASKS_DIR), *(str(Path(p).expanduser().resolve()) for p in include_path)]
     if include_defaults and task_dir:
         folder = _stock_root() / task_dir
         if folder.is_dir():
@@ -227,24 +231,6 @@ def _float(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
-
-
-LIKELIHOOD_METRICS = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
-
-
-def metric_bound(model_bound: str, output_type: str | None, metric: str) -> tuple[str, str]:
-    """``(bound, score_basis)`` of an lm-eval metric for a model whose NLLs are ``model_bound``."""
-    if output_type == "generate_until":
-        return "exact", "generation"
-    if output_type == "loglikelihood" and metric in ("acc", "exact_match"):
-        return "exact", "greedy_check"
-    if model_bound == "exact":
-        return "exact", "exact_loglikelihood"
-    if metric in LIKELIHOOD_METRICS:  # a perplexity from NLL upper bounds is itself an upper bound
-        return "upper", "nll_upper_bound"
-    # an accuracy of choices ranked by their NLL bounds is an exact accuracy of that decision rule, not a
-    # bound: labelled exact, with the basis recorded so it is never mistaken for an exact-likelihood ranking
-    return "exact", "nll_upper_bound"
 
 
 def _leaf_names(results: Mapping[str, Any], key: str) -> list[str]:
@@ -394,7 +380,7 @@ def run_lmeval(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
             else:  # a tag: its tasks
                 tops.extend(ld["tasks"].values())
         output_types = {t: o.get_config("output_type") for t, o in objs.items()}
-        bridge = DlmbenchLM(model, seed=seed, greedy=st.greedy)
+        bridge = DlmbenchLM(model, seed=seed, greedy=st.greedy, prefix=st.prefix)
         bridge.skip_greedy_tasks = {
             t
             for t, o in objs.items()
@@ -434,6 +420,7 @@ def run_lmeval(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         "greedy_skipped_tasks": sorted(bridge.skip_greedy_tasks),
         "loglikelihood_kind": "exact" if model.bound == "exact" else "lower bound (negative of an MC upper bound on the NLL)",
         "requests": dict(bridge.counts),
+        **_json_safe(bridge.provenance()),
         **_json_safe(bridge.score_info),
     }
     return TaskOutput(rows, examples, settings, dataset=dataset, split=split)
