@@ -62,7 +62,7 @@ def packing_settings(task: TaskSpec, max_length: int | None) -> dict:
         stride = block_size // 2 if stride is None else stride
         if not 1 <= stride < block_size:
             raise BadSpec(f"task {task.name}: packing.stride must be an integer in [1, block_size), not {stride!r}")
-    out.update(block_size=block_size, stride=stride)
+    out.update(block_size=None if mode == "document" else block_size, stride=stride)  # document: the adapter's own windows
     return out
 
 
