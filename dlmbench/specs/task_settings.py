@@ -48,7 +48,7 @@ class TaskSettings(Settings):
 
 class PerplexitySettings(TaskSettings):
     """``perplexity``: token-weighted perplexity, NLL per token, bits per byte (dlmbench/tasks/perplexity.py).
-    Its knobs are the card's ``packing`` block."""
+    Its knobs are the card's ``packing`` block (:class:`PackingSettings`, presets in :data:`PACKING_PRESETS`)."""
 
 
 class LambadaSettings(TaskSettings):
@@ -191,7 +191,9 @@ def user_fields(cls: type[Settings]) -> list[str]:
 PACKING_PRESETS: dict[str, dict[str, Any]] = {
     # lm-eval's loglikelihood_rolling (lm_eval/models/huggingface.py HFLM.loglikelihood_rolling with
     # lm_eval/utils.py get_rolling_token_windows(context_len=1) + make_disjoint_window): each document on its own,
-    # no EOS, every token scored, the first after the prefix token, windows of max_length tokens.
+    # no EOS, every token scored, the first after the prefix token, windows of max_length tokens. The prefix token
+    # is the model's (an AR card's prefix_token_id); lm-eval's HF backend uses its prefix_token_id argument, else
+    # the tokenizer's BOS, else EOS (the same for GPT-2; set the card's prefix_token_id to match another model).
     "lmeval-rolling": {"mode": "rolling", "first_token": "prefixed", "add_eos": False},
     # MDLM zero-shot perplexity (kuleshov-group/mdlm dataloader.py _group_texts, wrap=True, model.length 1024):
     # EOS after every document, concatenated, blocks [prefix] + 1022 tokens + [EOS], the remainder dropped.
