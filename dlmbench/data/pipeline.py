@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dlmbench.data.detokenizers import get_detokenizer
-from dlmbench.data.packing import PackedRequest, pack
+from dlmbench.data.packing import pack
 from dlmbench.data.sources import load_texts, record_place
 from dlmbench.errors import BadSpec, DatasetUnavailable
 from dlmbench.interface import tokenizer_prefix
