@@ -233,6 +233,8 @@ def test_lmeval_rolling_preset_equals_lm_eval_windows_scored_by_the_network(mode
     assert settings["packing"]["mode"] == "rolling" and settings["packing"]["block_size"] == CTX
     assert metrics[names.PERPLEXITY].value == pytest.approx(math.exp(total / count), rel=1e-6)
     assert metrics[names.WORD_PERPLEXITY].value == pytest.approx(math.exp(total / words), rel=1e-6)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)  # lm-eval's byte count: the document's UTF-8 bytes
+    assert metrics[names.BITS_PER_BYTE].value == pytest.approx(total / (math.log(2) * n_bytes), rel=1e-6)
 
 
 # --------------------------------------------------------------------------------- every row accounted for
