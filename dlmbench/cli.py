@@ -349,7 +349,7 @@ def cmd_show(args) -> int:
         print(f"settings (family {spec.family}, {cls.__module__}.{cls.__qualname__}; --set KEY=VALUE or model.KEY=VALUE):")
         print(text_table(setting_rows(cls, spec.settings, "card")), end="")
         return 0
-    from dlmbench.specs.task_settings import PackingSettings, task_settings_type
+    from dlmbench.specs.task_settings import PackingSettings, expand_preset, task_settings_type
 
     cls = task_settings_type(spec.type)
     spec.typed_settings  # the card's own values must validate  # noqa: B018
@@ -357,7 +357,7 @@ def cmd_show(args) -> int:
     print(text_table(setting_rows(cls, spec.settings, "card")), end="")
     if spec.type == "perplexity" or spec.packing:
         print("\npacking (--set packing.KEY=VALUE):")
-        print(text_table(setting_rows(PackingSettings, spec.packing, "card")), end="")
+        print(text_table(setting_rows(PackingSettings, expand_preset(spec.packing), "card")), end="")
     return 0
 
 

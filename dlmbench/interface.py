@@ -179,6 +179,16 @@ def until_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
     return ids
 
 
+def tokenizer_prefix(tokenizer: Any, mode: str) -> int | None:
+    """The prefix token a tokenizer implies for a packed sequence: its BOS; in ``wrap`` mode without a BOS, its EOS
+    (MDLM's block framing; GPT-2 has one token for both). Families that declare no prefix token of their own (the
+    diffusion families) use this; the AR family uses its card's ``prefix_token_id``."""
+    bos = getattr(tokenizer, "bos_id", None)
+    if bos is None and mode == "wrap":
+        return getattr(tokenizer, "eos_id", None)
+    return bos
+
+
 class LanguageModel(abc.ABC):
     """Base class of every model adapter.
 
@@ -226,6 +236,13 @@ class LanguageModel(abc.ABC):
         raise NotSupported(
             f"{self.family} models cannot infill (they only generate left to right); use a diffusion model"
         )
+
+    def sequence_prefix(self, mode: str) -> int | None:
+        """The token a packed sequence (a document, a wrap block, a sliding stream; ``mode`` is the packing mode)
+        starts with when its first token is scored ``prefixed``, or None for none. Default: the tokenizer's rule
+        (:func:`tokenizer_prefix`); an adapter that scores an empty context against a token of its own (AR:
+        ``prefix_token_id``) returns that token, so both are scored after the same one."""
+        return tokenizer_prefix(self.tokenizer, mode)
 
     def first_non_finite_weight(self) -> str | None:
         """The name of the first floating-point parameter or buffer holding NaN/inf among this adapter's

@@ -108,7 +108,7 @@ SETTING_MISTAKES = [
     ("genppl-kjv", ["--set", "convention=xyz"], "setting 'convention' = 'xyz' is not allowed: Input should be 'mdlm', 'sedd' or 'bos'"),
     ("genppl-kjv", ["--set", "sampler={temperature: -1}"], "sampler for model toy-model (toyset): setting 'temperature' = -1"),
     ("mmlu", ["--set", "greedy=sometimes"], "setting 'greedy' = 'sometimes' is not allowed: Input should be 'auto', 'true' or 'false'"),
-    ("toy-text", ["--set", "packing.mode=zip"], "setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding' or 'document'"),
+    ("toy-text", ["--set", "packing.mode=zip"], "setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding', 'document' or 'rolling'"),
     ("toy-text", ["--set", "dataset.source=ftp"], "setting 'source' = 'ftp' is not allowed"),
     ("toy-text", ["--set", "dataset.feild=text"], "unknown setting 'feild' = 'text'; did you mean 'field'?"),
     ("toy-text", ["--limit", "0"], "--limit must be a positive integer, not 0"),

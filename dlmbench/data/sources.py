@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import urllib.parse
@@ -98,9 +99,12 @@ def index_selector(split: str | None) -> Callable[[int], bool] | None:
 
 
 class Texts(list):
-    """The texts of a dataset (a ``list[str]``) and how many records were skipped for lacking the field."""
+    """The texts of a dataset (a ``list[str]``), how many records were skipped for lacking the field, the file
+    read (None for a hub dataset) and each text's record index in it (for :func:`record_place`)."""
 
     skipped_missing: int = 0
+    path: Path | None = None
+    indices: list[int]
 
 
 def load_texts(ds: DatasetSpec, limit: int | None = None) -> Texts:
@@ -111,13 +115,15 @@ def load_texts(ds: DatasetSpec, limit: int | None = None) -> Texts:
     hub dataset or a parquet/json file), unless the card sets ``dataset.skip_missing: true``: then such records
     are skipped and counted (``Texts.skipped_missing``; the perplexity, lambada, genppl and mauve tasks record it
     in their rows' settings as ``skipped_missing``).
-    An empty string is a zero-length document: kept here, and skipped by the packing of ``document`` and
-    ``sliding`` modes (it has no tokens to score, so it changes no number).
+    An empty string is a zero-length document: kept here; the packing pipeline skips and counts it, or rejects
+    it, as the card's ``dataset.on_empty`` says (:mod:`dlmbench.data.pipeline`).
     """
     path, items = _load_indexed(ds, limit)
     if not items:
         if limit == 0:
-            return Texts()
+            empty = Texts()
+            empty.indices = []
+            return empty
         raise DatasetUnavailable(f"dataset {describe(ds)} has no records{f' ({path} is empty)' if path else ''}; check the file or split")
     records = [r for _, r in items]
     if not any(r.get(ds.field) is not None for r in records) and ds.field not in records[0]:
@@ -129,17 +135,19 @@ def load_texts(ds: DatasetSpec, limit: int | None = None) -> Texts:
         raise BadSpec(f"dataset {describe(ds)} has no field {ds.field!r}{hint}")
     missing = [i for i, r in items if r.get(ds.field) is None]
     if missing and not ds.skip_missing:
-        where = _record_place(path, ds, missing[0])
+        where = record_place(path, ds, missing[0])
         raise DatasetUnavailable(
             f"{where}: the record has no {ds.field!r} field ({len(missing)} of {len(items)} records lack it); fix the "
             "data, or set dataset.skip_missing: true to skip such records (the number skipped is recorded)"
         )
     texts = Texts(str(r[ds.field]) for r in records if r.get(ds.field) is not None)
     texts.skipped_missing = len(missing)
+    texts.path = path
+    texts.indices = [i for i, r in items if r.get(ds.field) is not None]
     return texts
 
 
-def _record_place(path: Path | None, ds: DatasetSpec, index: int) -> str:
+def record_place(path: Path | None, ds: DatasetSpec, index: int) -> str:
     """``FILE line N`` for a line-based file (jsonl, json lines, txt), else ``DATASET record N`` (1-based)."""
     if path is not None:
         fmt = (ds.format or _ext_format(path)).lower()
@@ -197,9 +205,9 @@ def read_file(path: Path, fmt: str | None, limit: int | None = None) -> list[dic
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
             return [_as_record(r, path) for r in data[: limit if limit is not None else None]]
-        return _take((_as_record(json.loads(line), path) for line in _lines(path) if line.strip()), limit)
-    except json.JSONDecodeError as e:
-        raise DatasetUnavailable(f"{path}: not valid JSON at line {e.lineno} ({e.msg}); expected one JSON object per line") from None
+        return _take((_json_line(line, lineno, path) for lineno, line in enumerate(_lines(path), 1) if line.strip()), limit)
+    except json.JSONDecodeError as e:  # a whole-file JSON list: the decoder's line is the file's
+        raise DatasetUnavailable(f"{path}: not valid JSON at line {e.lineno} ({e.msg})") from None
     except OSError as e:
         raise DatasetUnavailable(f"{path}: cannot read ({e.strerror or e})") from None
 
@@ -231,20 +239,28 @@ def _first_char(path: Path) -> str:
 
 
 def _take(items: Iterator[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    out = []
-    for item in items:
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(item)
-    return out
+    if limit is not None:  # islice stops before reading (and parsing) the record after the last one taken
+        return list(itertools.islice(items, limit))
+    return list(items)
 
 
-def _as_record(obj: Any, path: Path) -> dict[str, Any]:
+def _json_line(line: str, lineno: int, path: Path) -> dict[str, Any]:
+    """One JSON-lines record; a parse error names the file and its true (1-based) line number."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DatasetUnavailable(
+            f"{path} line {lineno}: not valid JSON ({e.msg} at column {e.colno}); expected one JSON object per line"
+        ) from None
+    return _as_record(obj, path, f" line {lineno}")
+
+
+def _as_record(obj: Any, path: Path, where: str = "") -> dict[str, Any]:
     if isinstance(obj, dict):
         return obj
     if isinstance(obj, str):
         return {"text": obj}
-    raise DatasetUnavailable(f"{path}: expected JSON objects (or strings), found {type(obj).__name__}")
+    raise DatasetUnavailable(f"{path}{where}: expected JSON objects (or strings), found {type(obj).__name__}")
 
 
 def _read_parquet(path: Path, limit: int | None) -> list[dict[str, Any]]:

@@ -47,6 +47,10 @@ class HFTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
 
+    def token_text(self, token_id: int) -> str:
+        """The vocabulary entry of one id, special tokens included (``<|endoftext|>``)."""
+        return str(self.hf.convert_ids_to_tokens(int(token_id)))
+
     def __repr__(self) -> str:
         return f"HFTokenizer({self.name!r}, vocab_size={self.vocab_size}, bos={self.bos_id}, eos={self.eos_id})"
 

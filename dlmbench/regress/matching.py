@@ -39,6 +39,9 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "n_bytes",
     "n_words",
     "n_examples",
+    # loaded records that became no request, by reason (they follow from the data; the n column shows the effect)
+    "n_skipped",
+    "skipped",
     "batch_size",
     "device",
     "task_settings.regress",

@@ -103,7 +103,7 @@ def validate_task(task: TaskSpec, model: ModelSpec) -> None:
     st = task.typed_settings
     packing = task.typed_packing
     block = packing.block_size or model.max_length
-    if packing.mode in ("wrap", "sliding") and block is None:
+    if packing.mode in ("wrap", "sliding", "rolling") and block is None:
         raise BadSetting(
             f"task {task.name}: packing mode {packing.mode!r} needs packing.block_size (model {model.name} has no max_length)"
         )

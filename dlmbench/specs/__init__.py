@@ -280,6 +280,7 @@ class DatasetSpec:
     file: str | None = None
     format: str | None = None
     skip_missing: bool = False
+    on_empty: str = "skip"
 
     @classmethod
     def from_dict(cls, where: str, data: Any, base_dir: Path | None = None, task_type: str = "") -> DatasetSpec:
@@ -303,14 +304,17 @@ class DatasetSpec:
             source, path, file = "package", PACKAGE_ROOT.name, inner.partition("/")[2]
         return cls(
             source=source, path=path, name=ds.name, split=ds.split, field=ds.field, file=file, format=ds.format,
-            skip_missing=ds.skip_missing,
+            skip_missing=ds.skip_missing, on_empty=ds.on_empty,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The block as a card writes it (``skip_missing`` only when set, so existing jobs keep their keys)."""
+        """The block as a card writes it (``skip_missing`` and ``on_empty`` only when not the default, so existing
+        jobs keep their keys)."""
         out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         if not self.skip_missing:
             out.pop("skip_missing")
+        if self.on_empty == "skip":
+            out.pop("on_empty")
         return out
 
 

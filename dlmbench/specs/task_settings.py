@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dlmbench.errors import UnknownName
 from dlmbench.specs.settings import Settings
@@ -48,7 +48,7 @@ class TaskSettings(Settings):
 
 class PerplexitySettings(TaskSettings):
     """``perplexity``: token-weighted perplexity, NLL per token, bits per byte (dlmbench/tasks/perplexity.py).
-    Its knobs are the card's ``packing`` block."""
+    Its knobs are the card's ``packing`` block (:class:`PackingSettings`, presets in :data:`PACKING_PRESETS`)."""
 
 
 class LambadaSettings(TaskSettings):
@@ -189,22 +189,105 @@ def user_fields(cls: type[Settings]) -> list[str]:
     return [k for k, f in cls.model_fields.items() if not (f.json_schema_extra or {}).get("internal")]
 
 
-class PackingSettings(Settings):
-    """A task card's ``packing`` block: how documents become scoring requests (dlmbench/data/packing.py)."""
+#: Named packing presets (``packing: {preset: NAME}``): each protocol's values and its source. A card's explicit
+#: keys override the preset's; the resolved values are what a result row records (``settings.packing``).
+PACKING_PRESETS: dict[str, dict[str, Any]] = {
+    # lm-eval's loglikelihood_rolling (lm_eval/models/huggingface.py HFLM.loglikelihood_rolling with
+    # lm_eval/utils.py get_rolling_token_windows(context_len=1) + make_disjoint_window): each document on its own,
+    # no EOS, every token scored, the first after the prefix token, windows of max_length tokens. The prefix token
+    # is the model's (an AR card's prefix_token_id); lm-eval's HF backend uses its prefix_token_id argument, else
+    # the tokenizer's BOS, else EOS (the same for GPT-2; set the card's prefix_token_id to match another model).
+    "lmeval-rolling": {"mode": "rolling", "first_token": "prefixed", "add_eos": False},
+    # MDLM zero-shot perplexity (kuleshov-group/mdlm dataloader.py _group_texts, wrap=True, model.length 1024):
+    # EOS after every document, concatenated, blocks [prefix] + 1022 tokens + [EOS], the remainder dropped.
+    "mdlm-wrap": {"mode": "wrap", "block_size": 1024, "first_token": "prefixed", "add_eos": True, "partial_last_block": "drop"},
+    # GPT-2-style sliding window (HF guide "Perplexity of fixed-length models", gpt2-large, max_length 1024,
+    # stride 512): documents joined with an EOS after each, the stream starts with the prefix token.
+    "gpt2-sliding": {"mode": "sliding", "block_size": 1024, "stride": 512, "first_token": "prefixed", "add_eos": True},
+}
 
-    mode: Literal["wrap", "sliding", "document"] = Field(
-        "document", description="wrap: concatenate and cut into blocks (MDLM); sliding: overlapping windows; document: one request per document."
+
+def expand_preset(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``packing`` block with its preset's values filled in under the keys given explicitly."""
+    name = values.get("preset")
+    return {**PACKING_PRESETS.get(name, {}), **values} if isinstance(name, str) else dict(values)
+
+
+class PackingSettings(Settings):
+    """A task card's ``packing`` block: how documents become scoring requests (dlmbench/data/packing.py).
+
+    ``preset`` fills the keys it names (:data:`PACKING_PRESETS`); keys given beside it override them.
+    ``add_bos`` is the former spelling of ``first_token`` (true: prefixed, false: unscored)."""
+
+    preset: Literal["lmeval-rolling", "mdlm-wrap", "gpt2-sliding"] | None = Field(
+        None, description="A named protocol: lmeval-rolling, mdlm-wrap or gpt2-sliding (explicit keys override it)."
     )
-    block_size: int | None = Field(None, ge=2, description="Tokens per block (None: the model's max_length).")
+    mode: Literal["wrap", "sliding", "document", "rolling"] = Field(
+        "document",
+        description="wrap: concatenate and cut into blocks (MDLM); sliding: overlapping windows; document: one request "
+        "per document; rolling: each document in lm-eval's disjoint rolling windows.",
+    )
+    block_size: int | None = Field(None, ge=2, description="Tokens per block or window (None: the model's max_length).")
     stride: int | None = Field(None, ge=1, description="sliding: new tokens per window, < block_size (None: block_size // 2).")
-    add_bos: bool = Field(True, description="Begin every document with the tokenizer's BOS.")
+    first_token: Literal["prefixed", "unscored"] = Field(
+        "prefixed",
+        description="First token of each sequence (document, block or stream): prefixed (scored after the model's prefix "
+        "token) or unscored (kept as context).",
+    )
+    add_bos: bool | None = Field(None, description="Former spelling of first_token: true = prefixed, false = unscored.")
     add_eos: bool = Field(True, description="End every document with the tokenizer's EOS.")
+    separator: int | str | None = Field(
+        None, description="wrap/sliding: put between consecutive documents a token id, or a string tokenized once (e.g. \"\\n\")."
+    )
+    partial_last_block: Literal["drop", "keep"] | None = Field(
+        None, description="wrap: drop (MDLM) or keep (a shorter last block) the remainder of the stream (None: drop)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_and_legacy(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = expand_preset(data)  # an unknown preset is left to the field check, which names the allowed ones
+        if data.get("add_bos") is not None and isinstance(data["add_bos"], bool):
+            implied = "prefixed" if data["add_bos"] else "unscored"
+            if data.get("first_token", implied) != implied:
+                raise ValueError(f"add_bos: {str(data['add_bos']).lower()} contradicts first_token: {data['first_token']} (give first_token only)")
+            data["first_token"] = implied
+        return data
+
+    @field_validator("separator", mode="before")
+    @classmethod
+    def _separator(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or (isinstance(v, int) and v < 0) or (isinstance(v, str) and not v):
+            raise ValueError("expected a token id >= 0 or a non-empty string")
+        return v
 
     @model_validator(mode="after")
-    def _stride_below_block(self) -> PackingSettings:
+    def _consistent(self) -> PackingSettings:
         if self.mode == "sliding" and self.stride is not None and self.block_size is not None and self.stride >= self.block_size:
             raise ValueError(f"stride ({self.stride}) must be smaller than block_size ({self.block_size})")
+        if self.separator is not None and self.mode not in ("wrap", "sliding"):
+            raise ValueError(f"separator joins documents, so it applies to modes wrap and sliding, not {self.mode!r}")
+        if self.partial_last_block is not None and self.mode != "wrap":
+            raise ValueError(f"partial_last_block applies to mode wrap only, not {self.mode!r} (which scores every token)")
         return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The protocol actually used, as a result row records it (the legacy ``add_bos`` folded into
+        ``first_token``; ``partial_last_block`` is ``drop`` in wrap mode unless given, None elsewhere)."""
+        return {
+            "preset": self.preset,
+            "mode": self.mode,
+            "block_size": self.block_size,
+            "stride": self.stride,
+            "first_token": self.first_token,
+            "add_eos": self.add_eos,
+            "separator": self.separator,
+            "partial_last_block": (self.partial_last_block or "drop") if self.mode == "wrap" else None,
+        }
 
 
 class DatasetSettings(Settings):
@@ -225,4 +308,9 @@ class DatasetSettings(Settings):
         False,
         description="Skip records that lack the text field (or hold null) and record how many in the result "
         "(skipped_missing); false: such a record is an error naming the file and line.",
+    )
+    on_empty: Literal["skip", "error"] = Field(
+        "skip",
+        description="A document with no tokens after detokenizing: skip (counted in the result's skipped.empty) or "
+        "error (naming the record). With skip, wrap mode with add_eos keeps it (its EOS is scored, as MDLM's pipeline does).",
     )

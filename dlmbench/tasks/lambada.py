@@ -55,9 +55,23 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
     detok = get_detokenizer(task.detokenizer) if task.detokenizer else (lambda s: s)
     texts = load_texts(task.dataset, limit=limit)
     pairs = []
+    empty = no_word = 0
     for i, t in enumerate(texts):
-        sp = split_last_word(detok(t), strip, delim)
-        if sp is not None:
+        passage = detok(t)
+        if not passage.strip():
+            if task.dataset.on_empty == "error":
+                from dlmbench.data.sources import record_place
+
+                raise DatasetUnavailable(
+                    f"{record_place(texts.path, task.dataset, texts.indices[i])}: the passage is empty after detokenizing; "
+                    "fix the data, or set dataset.on_empty: skip to skip such passages (the number skipped is recorded)"
+                )
+            empty += 1
+            continue
+        sp = split_last_word(passage, strip, delim)
+        if sp is None:
+            no_word += 1
+        else:
             pairs.append((i, *sp))
     if not pairs:
         raise DatasetUnavailable(f"task {task.name}: no passage with a last word to predict")
@@ -86,7 +100,17 @@ def run_lambada(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int |
         }
         for k, (i, _ctx, cont) in enumerate(pairs)
     ]
-    settings = {"strip_punctuation": strip, "target_delimiter": delim, "n_examples": len(pairs), **extra}
+    skipped = {"missing_field": int(texts.skipped_missing), "empty": empty, "no_last_word": no_word}
+    settings = {
+        "strip_punctuation": strip,
+        "target_delimiter": delim,
+        "n_examples": len(pairs),
+        # contexts are never empty here, so no prefix token is fed (the model's own rule never applies)
+        "prefix_token": None,
+        "n_skipped": sum(skipped.values()),  # loaded records that became no example, by reason in "skipped"
+        "skipped": skipped,
+        **extra,
+    }
     if task.dataset.skip_missing:  # records skipped for lacking the text field
         settings["skipped_missing"] = int(texts.skipped_missing)
     return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)

@@ -23,7 +23,8 @@ from dlmbench.tasks.base import MetricValue, TaskOutput
 def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | None) -> TaskOutput:
     from dlmbench.data.pipeline import build_requests
 
-    packed = build_requests(task, model.tokenizer, max_length=model.max_length, limit=limit)
+    mode = task.typed_packing.mode
+    packed = build_requests(task, model.tokenizer, max_length=model.max_length, limit=limit, prefix_id=model.sequence_prefix(mode))
     if not packed:
         raise DatasetUnavailable(
             f"task {task.name}: no text to score after packing (too few documents for block size; "
@@ -55,15 +56,18 @@ def run_perplexity(model: LanguageModel, task: TaskSpec, *, seed: int, limit: in
         for i, p in enumerate(packed)
     ]
     settings = {
-        "packing": dict(task.packing),
+        "packing": packed.settings,  # resolved: preset applied, defaults filled in
+        "prefix_token": packed.prefix_token,  # the token fed before each sequence ({id, text}), None if none
         "detokenizer": list(task.detokenizer),
         "n_requests": len(packed),
         "n_tokens": int(ntok.sum()),
         "n_bytes": int(n_bytes.sum()),
+        "n_skipped": packed.n_skipped,  # loaded records that became no request, by reason in "skipped"
+        "skipped": dict(packed.skipped),
         **common,
     }
     if task.dataset.skip_missing:  # records without the text field were skipped: say how many
-        settings["skipped_missing"] = int(getattr(packed, "skipped_missing", 0))
+        settings["skipped_missing"] = int(packed.skipped_missing)
     return TaskOutput(out, examples, settings, dataset=dataset_name(task.dataset), split=task.dataset.split)
 
 

@@ -59,7 +59,7 @@ def test_local_errors(tmp_path) -> None:
         load_texts(DatasetSpec("local", str(tmp_path / "missing.jsonl")))
     p = tmp_path / "d.jsonl"
     p.write_text('{"text": "ok"}\n{broken\n')
-    with pytest.raises(DatasetUnavailable, match="line 1"):
+    with pytest.raises(DatasetUnavailable, match="d.jsonl line 2: not valid JSON"):  # the file's line, not the decoder's
         load_texts(DatasetSpec("local", str(p)))
     p.write_text(json.dumps({"sentence": "x"}) + "\n")
     with pytest.raises(BadSpec, match="did you mean 'sentence'"):
@@ -166,3 +166,17 @@ def test_url_uses_cached_copy_offline(tmp_path, monkeypatch) -> None:
     target.write_text(json.dumps({"text": "passage one"}) + "\n" + json.dumps({"text": "passage two"}) + "\n")
     assert load_texts(ds) == ["passage one", "passage two"]
     assert load_texts(ds, limit=1) == ["passage one"]
+
+
+def test_parse_errors_name_the_file_and_its_true_line(tmp_path) -> None:
+    # a malformed line 3 (after a blank line 2) is line 3, whichever record it would have been
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "one"}\n\n{"text": "two"\n{"text": "four"}\n')
+    with pytest.raises(DatasetUnavailable, match=r"bad\.jsonl line 3: not valid JSON"):
+        load_texts(DatasetSpec("local", str(p)))
+    # a line holding JSON that is not an object or a string
+    p.write_text('{"text": "one"}\n{"text": "two"}\n[1, 2]\n')
+    with pytest.raises(DatasetUnavailable, match=r"bad\.jsonl line 3: expected JSON objects"):
+        load_texts(DatasetSpec("local", str(p)))
+    # with a limit, lines after it are not read
+    assert load_texts(DatasetSpec("local", str(p)), limit=2) == ["one", "two"]

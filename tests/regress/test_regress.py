@@ -412,6 +412,7 @@ def test_seed_is_matched_unless_ignored(tmp_path):
 def test_compared_settings_drop_bookkeeping_and_normalise_numbers():
     row = {
         "settings": {"n_requests": 5, "n_tokens": 9, "batch_size": 8, "mc_samples": 1.0, "gen_duration_s": 3.2,
+                     "n_skipped": 1, "skipped": {"empty": 1, "missing_field": 0},
                      "task_settings": {"regress": {"tolerance": {}}, "strip_punctuation": True}},
         "dataset": "d", "split": None,
     }

@@ -28,7 +28,7 @@ def test_model_spec_roundtrip_and_validation():
 def test_task_spec_validation():
     spec = TaskSpec.from_dict(TASK)
     assert TaskSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(BadSpec, match="packing: setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding' or 'document'"):
+    with pytest.raises(BadSpec, match="packing: setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding', 'document' or 'rolling'"):
         TaskSpec.from_dict({**TASK, "packing": {"mode": "zip"}})
     with pytest.raises(UnknownName, match="did you mean 'perplexity'"):
         TaskSpec.from_dict({**TASK, "type": "perplexty"})

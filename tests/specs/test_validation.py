@@ -62,7 +62,7 @@ MISTAKES = [
     ("toy-model", "mmlu", {"greedy": "sometimes"}, BadSetting, "setting 'greedy' = 'sometimes' is not allowed: Input should be 'auto', 'true' or 'false'"),
     ("toy-model", "mmlu", {"num_fewshot": -1}, BadSetting, "setting 'num_fewshot' = -1"),
     ("toy-model", "kjv-lastword", {"strip_punctuation": "maybe"}, BadSetting, "setting 'strip_punctuation' = 'maybe'"),
-    ("toy-model", "toy-text", {"packing.mode": "zip"}, BadSetting, "setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding' or 'document'"),
+    ("toy-model", "toy-text", {"packing.mode": "zip"}, BadSetting, "setting 'mode' = 'zip' is not allowed: Input should be 'wrap', 'sliding', 'document' or 'rolling'"),
     ("toy-model", "toy-text", {"mode": "zip"}, BadSetting, "setting 'mode' = 'zip'"),
     ("toy-model", "toy-text", {"packing.blok_size": 8}, BadSetting, "did you mean 'block_size'?"),
     ("toy-model", "toy-text", {"packing.mode": "sliding", "packing.stride": 64}, BadSetting, "packing.stride = 64 must be smaller than the block size 64"),

@@ -43,11 +43,12 @@ def test_card_is_valid(path: Path) -> None:
         assert key in user_fields(task_settings_type(spec.type))
     assert spec.typed_settings.overrides() == {k: spec.typed_settings.model_dump()[k] for k in spec.settings}
     if spec.type == "perplexity":
-        assert spec.packing.get("mode") in PACKING_MODES
-        if spec.packing["mode"] in ("wrap", "sliding"):
-            assert isinstance(spec.packing.get("block_size"), int)
-        if spec.packing["mode"] == "sliding":
-            assert 1 <= spec.packing["stride"] < spec.packing["block_size"]
+        packing = spec.typed_packing  # presets resolved
+        assert packing.mode in PACKING_MODES
+        if packing.mode in ("wrap", "sliding"):
+            assert isinstance(packing.block_size, int)
+        if packing.mode == "sliding":
+            assert 1 <= packing.stride < packing.block_size
 
 
 def test_names_and_aliases_unique() -> None:
@@ -75,7 +76,11 @@ def test_mdlm_zero_shot_cards_follow_the_reference() -> None:
         spec = _spec(CARDS / f"{name}.yaml")
         ds = spec.dataset
         assert (ds.source, ds.path, ds.name, ds.split, ds.field, spec.detokenizer) == ("hf", path, config, split, field, detok)
-        assert dict(spec.packing) == {"mode": "wrap", "block_size": 1024, "add_bos": True, "add_eos": True}
+        assert dict(spec.packing) == {"preset": "mdlm-wrap"}
+        assert spec.typed_packing.resolved() == {
+            "preset": "mdlm-wrap", "mode": "wrap", "block_size": 1024, "stride": None, "first_token": "prefixed",
+            "add_eos": True, "separator": None, "partial_last_block": "drop",
+        }
     lp = _spec(CARDS / "lambada-ppl.yaml")
     assert lp.dataset.source == "url" and lp.dataset.path.endswith("gpt-2/data/lambada_test.jsonl")
     assert lp.detokenizer == ("lambada",)

@@ -156,6 +156,11 @@ class ARModel(LanguageModel):
             return self.tokenizer.bos_id
         return int(value)
 
+    def sequence_prefix(self, mode: str) -> int | None:
+        """The card's prefix token (``prefix_token_id``), the one an empty context is scored against, in every
+        packing mode: a document start and an empty context are scored after the same token."""
+        return self.prefix_id
+
     @torch.inference_mode()
     def _check_fast_head(self) -> bool:
         """Whether ``lm_head(base_model(x))`` equals the full forward's logits for this architecture.

@@ -49,6 +49,10 @@ class LLaDATokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True)
 
+    def token_text(self, token_id: int) -> str:
+        """The vocabulary entry of one id, special tokens included."""
+        return str(self.hf.convert_ids_to_tokens(int(token_id)))
+
 
 class LLaDAModel(DiffusionLM):
     family = "llada"

@@ -71,6 +71,10 @@ class PlaidTokenizer:
         # sample.py decodes with skip_special_tokens=False: document boundaries stay visible
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
+    def token_text(self, token_id: int) -> str:
+        """The vocabulary entry of one id, special tokens included."""
+        return str(self.tok.id_to_token(int(token_id)))
+
 
 class PlaidModel(DiffusionLM):
     family = "plaid"

@@ -133,3 +133,29 @@ def test_kjv_lastword_matches_lm_eval(smol, strip, tmp_path):
     got = dict(zip(df["metric"], df["value"]))
     assert got["perplexity"] == pytest.approx(ref_ppl, rel=1e-4)
     assert got["acc"] == pytest.approx(ref_acc, abs=1e-12)
+
+
+def test_kjv_is_scored_after_the_cards_prefix_token_and_the_row_says_so(smol, monkeypatch):
+    """issue 15: the kjv card used to feed the tokenizer's BOS, the chat token <|im_start|> (id 1), while the card
+    declares plain text is scored after <|endoftext|> (id 0) and the row said so; now the id fed is the one recorded."""
+    from dlmbench.data.sources import load_texts
+    from dlmbench.metrics import names
+    from dlmbench.registry import default_registry
+    from dlmbench.tasks.perplexity import run_perplexity
+
+    fed: list[list[int]] = []
+    original = type(smol)._hidden_and_logits
+
+    def spy(self, ids, mask, rows, cols):
+        fed.extend([int(t) for t, m in zip(ids[r].tolist(), mask[r].tolist()) if m] for r in range(ids.shape[0]))
+        yield from original(self, ids, mask, rows, cols)
+
+    monkeypatch.setattr(type(smol), "_hidden_and_logits", spy)
+    task = default_registry().task("kjv")
+    out = run_perplexity(smol, task, seed=0, limit=5)
+    assert out.settings["prefix_token"] == {"id": 0, "text": "<|endoftext|>"}
+    assert len(fed) == 5 and all(row[0] == 0 and 1 not in row for row in fed)  # one pass per verse, each after id 0
+    verses = [smol.tokenizer.encode(v) for v in load_texts(task.dataset, limit=5)]
+    total = sum(_plain_loss_sum(smol.model, [0] + v) for v in verses)
+    ppl = next(m for m in out.metrics if m.metric == names.PERPLEXITY)
+    assert ppl.value == pytest.approx(math.exp(total / sum(map(len, verses))), rel=1e-4)
