@@ -384,6 +384,16 @@ def _names(keys, n: int = 3) -> str:
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
+def _mismatch(entry) -> str:
+    """``name [found] (expected [shape])`` from an entry of transformers' ``mismatched_keys`` (``(name, found,
+    expected)`` in transformers 5; a bare name in older versions)."""
+    if isinstance(entry, (tuple, list)):
+        if len(entry) == 3:
+            return f"{entry[0]} {list(entry[1])} (expected {list(entry[2])})"
+        return str(entry[0])
+    return str(entry)
+
+
 def _check_loading_info(info: dict[str, Any], where: str) -> None:
     """One-line :class:`CheckpointError` from transformers' own loading report (``output_loading_info=True``).
 
@@ -398,7 +408,7 @@ def _check_loading_info(info: dict[str, Any], where: str) -> None:
     """
     missing = sorted(info.get("missing_keys") or ())
     unexpected = sorted(info.get("unexpected_keys") or ())
-    mismatched = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in info.get("mismatched_keys") or ())
+    mismatched = sorted(_mismatch(k) for k in info.get("mismatched_keys") or ())
     errors = [str(e).strip().splitlines()[0] for e in info.get("error_msgs") or () if str(e).strip()]
     if mismatched:
         raise CheckpointError(f"{where}: {len(mismatched)} tensor(s) have the wrong shape for its config.json: {_names(mismatched)}")

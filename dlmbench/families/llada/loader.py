@@ -211,6 +211,9 @@ def load_llada_tokenizer(ref: str | Path, *, mask_id: int | None = None, eos_id:
     got = {t: tok.convert_tokens_to_ids(t) for t in want}
     if got != want:
         bad = next(t for t in want if got[t] != want[t])
+        if got[bad] is None or bad not in tok.get_vocab():
+            raise CheckpointError(f"LLaDA tokenizer in {folder}: it has no {bad} token (config.json's id for it is "
+                                  f"{want[bad]}); the tokenizer does not belong to these weights")
         raise CheckpointError(f"LLaDA tokenizer in {folder}: {bad} has id {got[bad]}, expected {want[bad]} (config.json)")
     return tok
 
