@@ -304,7 +304,19 @@ def ema_state_dict(shadow_params: list[torch.Tensor], config: DiTConfig, prefix:
 
 def build_model(config: DiTConfig, state: Mapping[str, torch.Tensor], prefix: str, *, where: str,
                 device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> DiT:
-    """Check ``state`` against ``config`` (one-line error) and load it strictly into a fresh :class:`DiT`."""
+    """Check ``state`` against ``config`` (one-line error) and load it strictly into a fresh :class:`DiT`.
+
+    Strict for every format: :func:`check_shapes` compares the keys and shapes with :func:`~.dit.expected_shapes`
+    (every parameter and the persistent ``rotary_emb.inv_freq`` buffer, which the published files store and which is
+    read, not recomputed) and names the first missing, unexpected and mis-shaped keys in one line;
+    ``load_state_dict(strict=True)`` then fills every tensor. Nothing is tied (``vocab_embed.embedding`` and
+    ``output_layer.linear`` are separate tensors in MDLM and SEDD) and nothing else is derived but the cos/sin
+    rotary tables (from ``inv_freq`` at each call) and the time embedding's frequencies ``10000^(-j/128)`` (a
+    formula, no tensor). What the formats drop before this point, on purpose: tensors of a Lightning file outside the
+    backbone prefix (the LightningModule's other modules, e.g. a noise schedule) and non-tensor entries; with EMA,
+    the raw parameters, which ``shadow_params`` replace position by position (:func:`ema_state_dict`: their number
+    and shapes are checked), so the buffers come from ``state_dict`` and every parameter from the EMA.
+    """
     check_shapes(expected_shapes(config, prefix), {k: tuple(v.shape) for k, v in state.items()}, where=where)
     model = DiT(config)
     model.load_state_dict({k[len(prefix):]: v for k, v in state.items()}, strict=True)

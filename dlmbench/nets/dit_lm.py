@@ -55,6 +55,39 @@ def default_tokenizer_ref(vocab_size: int) -> CheckpointRef:
     return CheckpointRef("hub", "bert-base-uncased" if vocab_size == BERT_VOCAB else "gpt2")
 
 
+def check_dit_tokenizer(tok, config, *, where: str) -> None:
+    """The tokenizer belongs to the DiT (:mod:`dlmbench.data.vocab`; one-line CheckpointError otherwise).
+
+    Size: GPT-2 convention (``config.mask_id`` None: the mask / absorbing token is the embedding's last row, id
+    ``V - 1``): ``mask_appended``, i.e. ``V - 1`` tokens (GPT-2's 50257 for MDLM-OWT / SEDD's 50258 rows), or ``V``
+    when the tokenizer holds a token at the last id (a tokenizer saved by MDLM carries ``[PAD]`` there); that
+    token must then be a special token, never text the tokenizer can emit. BERT convention (``[MASK]`` = 103 is
+    one of the tokenizer's own ids, MDLM on LM1B): ``exact``, and the tokenizer's mask token is that id. In both,
+    the tokenizer's BOS / EOS are real tokens, not the mask.
+    """
+    from dlmbench.data.vocab import check_rows, check_special_ids, id_span
+
+    hf = getattr(tok, "hf", None)
+    n_ids = id_span(hf) if hf is not None else int(tok.vocab_size)
+    v, mask = int(config.vocab_size), int(config.mask_index)
+    if config.mask_id is None:
+        check_rows(n_ids, v, "mask_appended", where=where)
+        if n_ids == v and hf is not None:
+            specials = {int(i) for i in hf.all_special_ids} | {int(i) for i, t in hf.added_tokens_decoder.items() if t.special}
+            if mask not in specials:
+                raise CheckpointError(f"{where}: the model's mask id {mask} (its last embedding row) is the tokenizer's "
+                                      f"ordinary token {hf.convert_ids_to_tokens(mask)!r}; the tokenizer does not belong "
+                                      "to these weights")
+    else:
+        check_rows(n_ids, v, "exact", where=where)
+        check_special_ids({"mask": mask}, {"mask": tok.mask_id}, n_ids, where=where, agree=("mask",))
+    for role in ("bos", "eos"):
+        own = getattr(tok, f"{role}_id", None)
+        if own is not None and int(own) == mask:
+            raise CheckpointError(f"{where}: the tokenizer's {role} id {own} is the model's mask id; the tokenizer "
+                                  "does not belong to these weights")
+
+
 def load_dit_tokenizer(spec: ModelSpec, provenance: dict[str, Any], config) -> Any:
     """The card's tokenizer, else one saved beside the weights, else the hub default; mask id checked."""
     from dlmbench.data.tokenization import load_tokenizer
@@ -66,17 +99,8 @@ def load_dit_tokenizer(spec: ModelSpec, provenance: dict[str, Any], config) -> A
         local = any((folder / f).is_file() for f in TOKENIZER_FILES)
         ref = CheckpointRef("local", str(folder)) if local else default_tokenizer_ref(config.vocab_size)
     tok = load_tokenizer(ref)
-    v, mask = config.vocab_size, config.mask_index
-    # GPT-2 convention: the mask is appended after the tokenizer's ids (a tokenizer saved by MDLM also
-    # carries a [PAD] at that id, hence V). BERT: [MASK] is one of the tokenizer's own ids.
-    allowed = (v,) if config.mask_id is not None else (v - 1, v)
-    if tok.vocab_size not in allowed:
-        raise CheckpointError(
-            f"model {spec.name}: tokenizer {ref.describe()} has {tok.vocab_size} tokens but the checkpoint's "
-            f"vocabulary is {v} with the mask at id {mask} (expected a tokenizer of {' or '.join(map(str, allowed))}"
-            f" tokens); set the card's `tokenizer:`"
-        )
-    tok.mask_id = mask
+    check_dit_tokenizer(tok, config, where=f"model {spec.name} (tokenizer {ref.describe()})")
+    tok.mask_id = int(config.mask_index)
     return tok
 
 

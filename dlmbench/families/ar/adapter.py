@@ -380,13 +380,71 @@ def _load_weights(spec: ModelSpec, dtype: torch.dtype):
         raise
     except Exception as e:
         raise CheckpointError(f"{where}: {load_error_line(e, folder)}") from None
-    missing = sorted(info.get("missing_keys") or ())
-    mismatched = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in info.get("mismatched_keys") or ())
-    if mismatched:
-        raise CheckpointError(f"{where}: {len(mismatched)} tensor(s) have the wrong shape for its config.json, e.g. {mismatched[0]}")
-    if missing:
-        raise CheckpointError(f"{where}: {len(missing)} tensor(s) missing from the weights, e.g. {missing[0]}")
+    _check_loading_info(info, where)
     return model
+
+
+def _names(keys, n: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def _mismatch(entry) -> str:
+    """``name [found] (expected [shape])`` from an entry of transformers' ``mismatched_keys`` (``(name, found,
+    expected)`` in transformers 5; a bare name in older versions)."""
+    if isinstance(entry, (tuple, list)):
+        if len(entry) == 3:
+            return f"{entry[0]} {list(entry[1])} (expected {list(entry[2])})"
+        return str(entry[0])
+    return str(entry)
+
+
+def _check_loading_info(info: dict[str, Any], where: str) -> None:
+    """One-line :class:`CheckpointError` from transformers' own loading report (``output_loading_info=True``).
+
+    ``missing_keys``: tensors of the architecture the files lack (transformers would initialise them at random);
+    ``unexpected_keys``: tensors in the files the architecture has no place for (a renamed or foreign tensor,
+    silently dropped otherwise); ``mismatched_keys``: wrong shapes. transformers already removes what it derives or
+    ignores by design, and so do we: a head tied to the input embedding (``tie_word_embeddings``; absent from the
+    file, not reported missing) and the patterns a model class declares in ``_keys_to_ignore_on_load_unexpected``
+    / ``_keys_to_ignore_on_load_missing`` (GPT-2's causal-mask buffers ``attn.bias`` / ``attn.masked_bias`` of old
+    checkpoints, per-layer ``rotary_emb.inv_freq`` and ``position_ids`` buffers). Non-persistent buffers (rotary
+    tables, causal masks) are computed from the config and never read from a file.
+    """
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    mismatched = sorted(_mismatch(k) for k in info.get("mismatched_keys") or ())
+    errors = [str(e).strip().splitlines()[0] for e in info.get("error_msgs") or () if str(e).strip()]
+    if mismatched:
+        raise CheckpointError(f"{where}: {len(mismatched)} tensor(s) have the wrong shape for its config.json: {_names(mismatched)}")
+    if missing or unexpected:
+        parts = ([f"{len(missing)} tensor(s) missing from the weights: {_names(missing)}"] if missing else []) + (
+            [f"{len(unexpected)} unexpected tensor(s) the architecture has no place for: {_names(unexpected)}"] if unexpected else [])
+        raise CheckpointError(f"{where}: " + "; ".join(parts))
+    if errors:
+        raise CheckpointError(f"{where}: {errors[0]}")
+
+
+def _check_tokenizer(spec: ModelSpec, model, tokenizer) -> None:
+    """The tokenizer belongs to the weights (:mod:`dlmbench.data.vocab`): its ids fill the embedding up to the
+    ``padded`` allowance (``max(128, rows // 32)`` unused rows: HF embeddings are often rounded up, e.g. to a
+    multiple of 64), and the config's BOS / EOS / pad ids are tokens of it; where both name a BOS or EOS they
+    agree (the generation config's EOS ids count as the config's, as chat models list several there)."""
+    from dlmbench.data.vocab import check_rows, check_special_ids, declared_ids, id_span
+
+    where = f"model {spec.name}"
+    rows = int(model.get_input_embeddings().weight.shape[0])
+    n_ids = id_span(tokenizer.hf)
+    check_rows(n_ids, rows, "padded", where=where)
+    config, gen = model.config, getattr(model, "generation_config", None)
+
+    def ids(role: str) -> tuple[int, ...]:
+        own = declared_ids(getattr(config, f"{role}_token_id", None))
+        extra = declared_ids(getattr(gen, f"{role}_token_id", None)) if gen is not None and own else ()
+        return tuple(dict.fromkeys(own + extra))
+
+    check_special_ids({"bos": ids("bos"), "eos": ids("eos"), "pad": ids("pad")},
+                      {"bos": tokenizer.bos_id, "eos": tokenizer.eos_id}, n_ids, where=where, agree=("bos", "eos"))
 
 
 def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> ARModel:
@@ -400,12 +458,7 @@ def load_ar(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = No
         dtype = torch.float32  # half-precision matmuls are slow or missing on CPU
     tokenizer = load_tokenizer(spec.tokenizer or spec.checkpoint)
     model = _load_weights(spec, dtype).to(dev)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer.hf) > rows:  # a token id past the embedding would fail mid-run, or index the wrong row
-        raise CheckpointError(
-            f"model {spec.name}: its tokenizer has {len(tokenizer.hf)} tokens but the weights embed only {rows}; "
-            "the tokenizer does not belong to these weights"
-        )
+    _check_tokenizer(spec, model, tokenizer)
     return ARModel(model, tokenizer, spec=spec, device=dev, settings=settings)
 
 

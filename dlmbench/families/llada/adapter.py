@@ -170,7 +170,7 @@ class LLaDAModel(DiffusionLM):
 
 
 def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> LLaDAModel:
-    from dlmbench.families.llada.loader import default_dtype, load_llada_backbone, load_llada_tokenizer, resolve_folder
+    from dlmbench.families.llada.loader import check_llada_tokenizer, default_dtype, load_llada_backbone, load_llada_tokenizer, resolve_folder
 
     settings = load_settings(LLaDASettings, spec, batch_size)
     dev = torch.device(device)
@@ -182,6 +182,7 @@ def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
     tok_folder = resolve_folder(spec.tokenizer) if spec.tokenizer else folder
     cfg = backbone.config
     hf_tok = load_llada_tokenizer(tok_folder, mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id)
+    check_llada_tokenizer(hf_tok, cfg, where=f"model {spec.name} (tokenizer {tok_folder})")
     bos = hf_tok.convert_tokens_to_ids("<|startoftext|>") if "<|startoftext|>" in hf_tok.get_vocab() else cfg.eos_token_id
     tokenizer = LLaDATokenizer(hf_tok, name=str(tok_folder), mask_id=cfg.mask_token_id, eos_id=cfg.eos_token_id, bos_id=bos)
     return LLaDAModel(backbone, tokenizer, spec=spec, device=dev, settings=settings)

@@ -11,6 +11,13 @@ plus the tokenizer files. Loading:
 3. each shard is opened with ``safetensors.safe_open`` and its tensors are copied one at a time
    into the parameters, so host memory holds at most one tensor beyond the model itself.
 
+Strict: after step 1 every parameter of the module has exactly one tensor in the shards, and every tensor in the
+shards has a place (the index lists every tensor of every shard it names, and nothing else). Derived, not stored:
+the rotary cos/sin tables (computed from ``rope_theta`` and the head size at each call; the module has no buffers),
+and with ``weight_tying: true`` in ``config.json`` the LM head, which is ``wte`` itself (no
+``model.transformer.ff_out.weight`` is expected then, and one present is refused as unexpected). The published
+8B checkpoints are untied.
+
 Default dtype: bfloat16 on CUDA (as the reference, ``torch_dtype=torch.bfloat16``), float32 on CPU.
 Nothing here executes code from the checkpoint (no ``trust_remote_code``, no pickle).
 """
@@ -90,7 +97,9 @@ def shard_map(folder: str | Path) -> dict[str, str]:
 def read_header_shapes(folder: str | Path, weight_map: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
     """Shapes of every tensor listed in ``weight_map``, read from the shard headers only.
 
-    Raises CheckpointError when a shard is missing or does not hold a key the index assigns to it.
+    Raises CheckpointError when a shard is missing, does not hold a key the index assigns to it, or holds a key the
+    index does not list (transformers' own sharded loader reads only what the index lists: an unlisted tensor would
+    be dropped without a word).
     """
     from safetensors import safe_open
 
@@ -105,11 +114,20 @@ def read_header_shapes(folder: str | Path, weight_map: Mapping[str, str]) -> dic
             raise CheckpointError(f"LLaDA checkpoint {folder}: shard {shard} named in {INDEX_FILE} is missing")
         with safe_open(str(path), framework="pt") as f:
             present = set(f.keys())
+            absent = set(keys) - present
+            unlisted = present - set(weight_map)  # a tensor no index entry points at would be silently skipped
+            if absent or unlisted:
+                parts = ([f"missing {_first(absent)} ({INDEX_FILE} places it in {shard})"] if absent else []) + (
+                    [f"unexpected {_first(unlisted)} (in {shard}, not listed in {INDEX_FILE})"] if unlisted else [])
+                raise CheckpointError(f"LLaDA checkpoint {folder}: " + "; ".join(parts))
             for key in keys:
-                if key not in present:
-                    raise CheckpointError(f"LLaDA checkpoint {folder}: {key} is not in {shard} as {INDEX_FILE} says")
                 shapes[key] = tuple(f.get_slice(key).get_shape())
     return shapes
+
+
+def _first(keys, n: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
 def check_state_shapes(
@@ -193,8 +211,31 @@ def load_llada_tokenizer(ref: str | Path, *, mask_id: int | None = None, eos_id:
     got = {t: tok.convert_tokens_to_ids(t) for t in want}
     if got != want:
         bad = next(t for t in want if got[t] != want[t])
+        if got[bad] is None or bad not in tok.get_vocab():
+            raise CheckpointError(f"LLaDA tokenizer in {folder}: it has no {bad} token (config.json's id for it is "
+                                  f"{want[bad]}); the tokenizer does not belong to these weights")
         raise CheckpointError(f"LLaDA tokenizer in {folder}: {bad} has id {got[bad]}, expected {want[bad]} (config.json)")
     return tok
+
+
+def check_llada_tokenizer(tok, config: LLaDAConfig, *, where: str) -> None:
+    """The tokenizer belongs to the weights (:mod:`dlmbench.data.vocab`), beyond the special tokens
+    :func:`load_llada_tokenizer` found by name.
+
+    Size: ``padded``. LLaDA pads its vocabulary: the 8B tokenizer's ids end at 126348 (``<|eot_id|>``), the
+    embedding has ``embedding_size = vocab_size = 126464`` rows (``config.json``; paper Table 5), 115 unused rows;
+    the zoo model's BPE fills its 2049 rows exactly. So the tokenizer's ids (``max id + 1``: the 8B tokenizer's
+    special ids follow a gap) may leave at most ``max(128, rows // 32)`` rows unused and never exceed the rows.
+    Special ids: ``mask_token_id`` / ``eos_token_id`` / ``pad_token_id`` of ``config.json`` are tokens of the
+    tokenizer, and where the tokenizer's own config names a mask / EOS token, it is the same id.
+    """
+    from dlmbench.data.vocab import check_rows, check_special_ids, id_span
+
+    n_ids = id_span(tok)
+    check_rows(n_ids, config.padded_vocab_size, "padded", where=where)
+    check_special_ids({"mask": config.mask_token_id, "eos": config.eos_token_id, "pad": config.pad_token_id},
+                      {"mask": getattr(tok, "mask_token_id", None), "eos": tok.eos_token_id}, n_ids, where=where,
+                      agree=("mask", "eos"))
 
 
 def parameter_count(config: LLaDAConfig) -> int:

@@ -203,6 +203,21 @@ def _tokenizer_path(spec: ModelSpec, folder: Path) -> Path:
     )
 
 
+def check_plaid_tokenizer(tokenizer: PlaidTokenizer, rows: int, *, where: str) -> None:
+    """The tokenizer belongs to the weights (:mod:`dlmbench.data.vocab`): ``exact`` size (the release's
+    ``embedding_matrix`` and ``output_linear`` have one row per OWT2 token, 32768, no padding), and id 0 is a
+    special token, the end-of-text that joins documents (``lib/datasets.py``: ``_to_chunks``), never text."""
+    from dlmbench.data.vocab import check_rows
+
+    check_rows(tokenizer.vocab_size, rows, "exact", where=where)
+    added = tokenizer.tok.get_added_tokens_decoder()
+    eot = added.get(tokenizer.eos_id)
+    if eot is None or not eot.special:
+        raise CheckpointError(f"{where}: id {tokenizer.eos_id} is the ordinary token {tokenizer.tok.id_to_token(tokenizer.eos_id)!r}, "
+                              "not a special end-of-text token as Plaid's tokenizer has; the tokenizer does not belong "
+                              "to these weights")
+
+
 def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> PlaidModel:
     """Load a Plaid weights folder (``spec.checkpoint`` must be ``local``) with the card's settings.
 
@@ -228,10 +243,7 @@ def load_plaid(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None =
         compute = torch.float16
     modules = load_plaid_modules(folder, device=dev, compute_dtype=compute)
     tokenizer = PlaidTokenizer(_tokenizer_path(spec, folder))
-    if tokenizer.vocab_size != modules.config.vocab_size:
-        raise CheckpointError(
-            f"model {spec.name}: tokenizer has {tokenizer.vocab_size} tokens but the weights have {modules.config.vocab_size}"
-        )
+    check_plaid_tokenizer(tokenizer, modules.config.vocab_size, where=f"model {spec.name} (tokenizer {tokenizer.name})")
     return PlaidModel(modules, tokenizer, spec=spec, device=dev, settings=settings, folder=folder)
 
 

@@ -394,13 +394,21 @@ def read_module_file(folder: Path, name: str) -> dict[str, torch.Tensor]:
 def infer_config(states: Mapping[str, Mapping[str, torch.Tensor]]) -> PlaidConfig:
     """Sizes from the state dicts: dim/embed_dim from ``input_linear``, heads from ``rotary_emb.inv_freq``."""
     m = states["model"]
-    try:
-        dim, embed_dim = m["input_linear.weight"].shape
-        head_dim = 2 * m["rotary_emb.inv_freq"].numel()
-        vocab = m["output_linear.weight"].shape[0]
-        width = states["noise_schedule"]["W1"].shape[0]
-    except KeyError as e:
-        raise CheckpointError(f"not a Plaid checkpoint: key {e.args[0]!r} missing") from None
+    shapes = {"model": ("input_linear.weight", "rotary_emb.inv_freq", "output_linear.weight"), "noise_schedule": ("W1",)}
+    for name, keys in shapes.items():
+        for key in keys:
+            if key not in states[name]:
+                raise CheckpointError(f"not a Plaid checkpoint: {name}: missing {key}, from which the sizes are read "
+                                      f"(found {', '.join(sorted(states[name])[:3]) or 'no tensors'})")
+    if m["input_linear.weight"].dim() != 2 or m["output_linear.weight"].dim() != 2 or states["noise_schedule"]["W1"].dim() != 2:
+        raise CheckpointError("not a Plaid checkpoint: model input_linear.weight / output_linear.weight and "
+                              "noise_schedule W1 must be matrices, found shapes "
+                              f"{list(m['input_linear.weight'].shape)}, {list(m['output_linear.weight'].shape)}, "
+                              f"{list(states['noise_schedule']['W1'].shape)}")
+    dim, embed_dim = m["input_linear.weight"].shape
+    head_dim = 2 * m["rotary_emb.inv_freq"].numel()
+    vocab = m["output_linear.weight"].shape[0]
+    width = states["noise_schedule"]["W1"].shape[0]
     n_blocks = len({k.split(".")[1] for k in m if k.startswith("blocks.")})
     if head_dim == 0 or dim % head_dim:
         raise CheckpointError(f"rotary_emb.inv_freq has {head_dim // 2} entries, which does not divide dim {dim}")
@@ -420,6 +428,14 @@ def check_states(config: PlaidConfig, states: Mapping[str, Mapping[str, torch.Te
 def load_plaid_modules(folder: str | Path, device: str | torch.device = "cpu", compute_dtype: torch.dtype = torch.float32) -> PlaidModules:
     """Build :class:`PlaidModules` from a weights folder (four files), strictly, key for key.
 
+    Every parameter and buffer comes from the files: :func:`check_states` compares each file's keys and shapes
+    with the modules built from the sizes read off the tensors (:func:`infer_config`) and names the first missing,
+    unexpected or mis-shaped keys in one line; ``load_state_dict(strict=True)`` then fills everything, including
+    the ``rotary_emb.inv_freq`` buffer, which the release stores (it is not recomputed, so a file whose table
+    differs from ``base^(-2j/d)`` is used as stored, as the reference does). Derived, not stored: the cos/sin
+    rotary tables (from ``inv_freq`` at each call), the unit-norm embeddings ``E = matrix / ‖matrix‖`` and the
+    muP readout scale ``256 / dim`` (from the config); nothing is tied.
+
     Weights are kept in float32 as in the reference (``create_modules(...).float()``); ``compute_dtype``
     is the autocast dtype of the Transformer blocks (bfloat16 reproduces the reference on GPU).
     """
@@ -431,7 +447,11 @@ def load_plaid_modules(folder: str | Path, device: str | torch.device = "cpu", c
         mods = PlaidModules(config)
     for name in MODULE_NAMES:
         sd = {k: v.to(torch.float32) for k, v in states[name].items()}
-        mods.submodule(name).load_state_dict(sd, strict=True, assign=True)
+        try:  # check_states has compared every key and shape; this guards the rest (dtype, storage) in one line
+            mods.submodule(name).load_state_dict(sd, strict=True, assign=True)
+        except RuntimeError as e:
+            detail = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+            raise CheckpointError(f"{folder}/{name}: does not load into a Plaid model: {detail[:300]}") from None
     mods = mods.to(device)
     mods.model.compute_dtype = compute_dtype
     mods.eval().requires_grad_(False)
