@@ -41,7 +41,7 @@ from dlmbench.diffusion.montecarlo import (
     offset_generator,
     summarize,
 )
-from dlmbench.diffusion.timesteps import TimeScheme, stratified_mask_counts, times_from_uniforms
+from dlmbench.diffusion.timesteps import TimeScheme, mask_counts_from_uniforms, stratified_mask_counts, times_from_uniforms
 
 Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 """``denoiser(x_t [B, L] int64, sigma [B] float or None) -> log p_theta(x0 | x_t) [B, L, V]``."""
@@ -198,7 +198,7 @@ def mdlm_nelbo_mc(
         "sampling_eps": sampling_eps,
         "schedule": repr(schedule),
     }
-    return summarize(draws, settings)
+    return summarize(draws, settings, time_sampling)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -249,21 +249,40 @@ def llada_bound_mc(
     *,
     mask_id: int,
     num_samples: int = 128,
+    time_sampling: TimeScheme = "stratified",
     batch_size: int | None = None,
 ) -> MCEstimate:
-    """``num_samples`` draws of :func:`llada_bound` per request, the mask counts stratified over the draws
-    (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts` with a per-request offset)."""
+    """``num_samples`` draws of :func:`llada_bound` per request; the numbers of masked tokens ``l_k`` of one
+    request's draws are coupled by ``time_sampling``:
+
+    - ``stratified`` / ``antithetic`` (default): ``l_k = floor(v_k T) + 1`` with ``v_k`` uniform on
+      ``[k/K, (k+1)/K)``, its own uniform per draw (:func:`~dlmbench.diffusion.timesteps.mask_counts_from_uniforms`);
+      stderr by collapsed strata (:func:`~dlmbench.diffusion.montecarlo.mc_stderr`);
+    - ``systematic``: one integer offset per request (:func:`~dlmbench.diffusion.montecarlo.offset_generator`),
+      ``l_k = ((offset + floor(k T / K)) mod T) + 1`` (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts`:
+      LLaDA's design with a floor instead of its half-to-even ``round``, and one offset for all ``K`` draws
+      instead of one per mini-batch); i.i.d. stderr formula;
+    - ``iid``: ``l_k`` uniform on ``{1..T}`` independently; i.i.d. stderr formula.
+
+    Each scheme's mean is unbiased for the any-order bound ``E_l E_S[(T/l) sum_{i in S} -log p(x0_i | x_{~S})]``.
+    Draw ``k``'s mask (a uniform ``l_k``-subset: the ``l_k`` smallest of ``L`` uniforms) and its count uniform
+    come from :func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(seed, k)``.
+    """
     check_inputs(x0, score_mask, seeds, num_samples)
     r, length = x0.shape
     totals = score_mask.sum(dim=-1).tolist()
+    u = draw_uniforms(seeds, num_samples, (length + 1,))  # [R, K, L + 1]: mask uniforms, then the count's
     counts = []
-    for seed, total in zip(seeds, totals):
+    for row, (seed, total) in enumerate(zip(seeds, totals)):
         if total < 1:
             raise ValueError("every request needs at least one scored token")
-        offset = int(torch.randint(0, int(total), (), generator=offset_generator(seed)))
-        counts.append(stratified_mask_counts(int(total), num_samples, offset))
+        if time_sampling == "systematic":
+            offset = int(torch.randint(0, int(total), (), generator=offset_generator(seed)))
+            counts.append(stratified_mask_counts(int(total), num_samples, offset))
+        else:
+            counts.append(mask_counts_from_uniforms(int(total), u[row, :, length], time_sampling))
     l_all = torch.stack(counts).reshape(-1).to(x0.device)
-    u = draw_uniforms(seeds, num_samples, (length,)).reshape(r * num_samples, length).to(x0.device)
+    u = u[..., :length].reshape(r * num_samples, length).to(x0.device)
     x_rep = x0.repeat_interleave(num_samples, dim=0)
     m_rep = score_mask.repeat_interleave(num_samples, dim=0)
 
@@ -271,7 +290,9 @@ def llada_bound_mc(
         return _llada_from_uniforms(denoiser, x_rep[s], m_rep[s], l_all[s], u[s], mask_id=mask_id)
 
     draws = evaluate_in_chunks(chunk, r * num_samples, batch_size).reshape(r, num_samples)
-    return summarize(draws, {"estimator": "llada_bound", "mc_samples": num_samples, "mask_counts": "stratified"})
+    settings = {"estimator": "llada_bound", "mc_samples": num_samples, "time_sampling": time_sampling,
+                "mask_counts": "floor(v T) + 1" if time_sampling != "systematic" else "((offset + floor(k T / K)) mod T) + 1"}
+    return summarize(draws, settings, time_sampling)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ through the shared interface.
 - ``conditional_nll`` / ``nll``: the continuous-time NELBO (log-linear schedule, ``t ~ U[sampling_eps, 1]``,
   masked-token weight ``1/t``; :func:`dlmbench.diffusion.mdlm_nelbo_mc`) over the continuation, context
   clean, ``mc_samples`` draws per request whose times are coupled by ``time_sampling`` (MDLM's
-  ``antithetic`` stratification, across the draws of one request). Labelled ``upper``.
+  ``antithetic`` stratification, across the draws of one request); stderr by collapsed strata (pairs of
+  adjacent strata, :func:`dlmbench.diffusion.montecarlo.mc_stderr`). Labelled ``upper``.
   MDLM's own evaluation draws one ``t`` per 1024-token block (stratified across the batch);
   ``mc_samples: 1`` is that estimator per request. The cards use more draws per request for small sets.
 - ``greedy_match``: iterative most-confident unmasking or one-shot argmax (``greedy`` setting).
