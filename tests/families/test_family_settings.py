@@ -28,7 +28,7 @@ EXPECTED_DEFAULTS = {
            "precision": "float64", "prefix_token_id": "auto"},
     "mdlm": {"batch_size": 8, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3, "noise_eps": 1e-3,
              "greedy": "iterative_confidence", "sampler": "ddpm_cache", "steps": 1000, "sampler_eps": 1e-5,
-             "noise_removal": True, "temperature": 1.0, "top_p": None, "precision": "float64", "semi_ar_stride": None,
+             "noise_removal": True, "t_estimator": "auto", "temperature": 1.0, "top_p": None, "precision": "float64", "semi_ar_stride": None,
              "use_ema": True, "topk_strategy": "stochastic0.5-linear"},
     "sedd": {"batch_size": 8, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3, "noise_eps": 1e-3,
              "greedy": "iterative_confidence", "sampler": "analytic", "steps": 1024, "sampler_eps": 1e-5, "denoise": True,

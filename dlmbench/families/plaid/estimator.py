@@ -52,6 +52,7 @@ it is exactly the reference bound.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -203,11 +204,11 @@ def draw_randomness(seed: int, k: int, length: int, embed_dim: int, reconst_prob
 
 def reconst_rows(num_samples: int, reconst_prob: float = RECONST_PROB) -> int:
     """Rows of a request's ``K`` draws that estimate the reconstruction term under a fixed design:
-    ``round(K p)`` clamped to ``[2, K - 2]`` (two rows at least on each side, so both parts have a standard
+    ``floor(K p + 1/2)`` clamped to ``[2, K - 2]`` (two rows at least on each side, so both parts have a standard
     error); needs ``K >= 4``. ``K = 32``, ``p = 1/8``: 4 rows, as the reference's ``val_batch_size // 8``."""
     if num_samples < 4:
         raise ValueError("a fixed reconstruction/diffusion split needs at least 4 draws")
-    return int(min(max(2, round(num_samples * reconst_prob)), num_samples - 2))
+    return int(min(max(2, math.floor(num_samples * reconst_prob + 0.5)), num_samples - 2))
 
 
 def plaid_vlb_mc(
