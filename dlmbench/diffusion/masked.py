@@ -18,10 +18,29 @@ NLL averaged over uniformly random orders), so for an exact denoiser it equals `
 The reference numbers (MDLM, SEDD, RADD) use ``eps = 1e-3`` and report
 ``E_{t~U[eps,1]}``, i.e. ``1/(1-eps) * int_eps^1``, without the ``[0, eps]`` sliver or any prior term.
 
-LLaDA conditional bound (Nie et al. 2025, eq. 12; reference ``eval_llada.py:get_loglikelihood``): with ``T``
-continuation tokens, draw ``l`` uniform on ``{1..T}``, mask a uniformly random subset of exactly ``l``
-continuation tokens (context clean), and score ``(T / l) sum_{masked} -log p_theta(x0_i | x_t)``. Its
-expectation is the same any-order bound as above (without the eps truncation).
+LLaDA conditional bound (Nie et al. 2025, eq. 6 of v3 / Algorithm 3; reference ``ML-GSAI/LLaDA``
+``get_log_likelihood.py:get_log_likelihood`` and ``eval_llada.py:LLaDAEvalHarness.get_loglikelihood``): with ``T``
+continuation tokens, ``l`` in ``{1..T}``, mask a uniformly random subset of exactly ``l`` continuation tokens
+(context clean), and score ``(T / l) sum_{masked} -log p_theta(x0_i | x_t)``. With ``l`` uniform its expectation is
+the same any-order bound as above (without the eps truncation).
+
+Monte Carlo estimators implemented here (``K`` draws per request, draw ``k`` seeded by
+:func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(seed, k)``; standard error by
+:func:`~dlmbench.diffusion.montecarlo.mc_stderr`: collapsed strata for stratified draws, i.i.d. formula otherwise):
+
+- :func:`mdlm_nelbo_mc` (``t_estimator: sampled``): draw ``k`` at ``t_k = (1 - eps) v_k + eps``, ``v_k`` coupled by
+  ``time_sampling`` (``antithetic`` = one uniform per stratum ``[k/K, (k+1)/K)``, MDLM ``diffusion.py:_sample_t``
+  applied to one request's draws), tokens masked independently with probability ``p(t_k)``, value
+  ``w(t_k) sum_{masked} -log p``; the request's number is the mean over ``k``.
+- :func:`mdlm_nelbo_integrated_mc` (``t_estimator: integrated``, time-agnostic denoisers): ``t`` integrated out,
+  ``NELBO = sum_n c_n E_{|S| = n}[sum_{i in S} -log p(x0_i | x_S)]`` with
+  ``c_n = E_t[w(t) Binom(n; T, p(t))]`` (:func:`nelbo_count_weights`); draw ``k`` has ``n_k`` masked tokens
+  (``n_k = floor(v_k T) + 1``, ``v_k`` coupled as above) and value ``T c_{n_k} sum_{i in S_k} -log p``.
+- :func:`llada_bound_mc`: the same count draws with ``c_n = 1/n``: ``l_k = floor(v_k T) + 1`` (``stratified``,
+  default; ``iid``), or ``systematic`` ``((offset + floor(k T / K)) mod T) + 1`` with one integer offset per request.
+  Floor, never round: LLaDA's own code rounds ``linspace(k, k + (B-1) T/B, B)`` half-to-even, which gives the
+  even counts up to three times the weight of the odd ones when ``j T / B`` hits ``.5``
+  (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts`); each count here has weight exactly ``1/T``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ absorbing graph with the log-linear schedule and ``eps > 0`` a fraction ``eps`` 
 at ``t = 1``, so ``KL(p_{1|0} || all-mask) = +inf``: the finite numbers in the papers are the integral
 alone (SEDD ``losses.py:get_loss_fn``, MDLM ``diffusion.py:_sample_t`` and RADD ``losses.py`` add no prior
 term).
+
+Monte Carlo (:func:`sedd_bound_mc`): ``K`` draws per request, draw ``k`` at ``t_k = (1 - eps) v_k + eps`` with
+``x_t ~ p_{t_k|0}`` and value ``dsigma(t_k) sum_i ent_i``; the ``v_k`` are coupled by ``time_sampling``
+(default ``antithetic``: one uniform per stratum ``[k/K, (k+1)/K)``, as MDLM evaluated SEDD; ``iid`` is SEDD's
+own ``get_loss_fn``). The network is time-conditioned, so ``t`` cannot be integrated out as for MDLM. The
+standard error is :func:`~dlmbench.diffusion.montecarlo.mc_stderr` (collapsed strata for stratified draws).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ defaults that differ in its reference (https://github.com/louaaron/Score-Entropy
 ``run_sample.py`` uses the ``analytic`` predictor with 1024 steps and a final denoising step) and adds ``denoise``.
 ``time_sampling`` keeps the shared default ``antithetic`` (stratified times, as MDLM's evaluation of SEDD):
 SEDD's ``losses.get_loss_fn`` draws ``t`` i.i.d. (``time_sampling: iid``), which has the same expectation and
-about 2-5x the variance per forward pass (``benchmarks/bound_variance.py``). No torch import here.
+more variance per forward pass: 2.3x on a 32-token Markov-chain oracle (``tests/diffusion/test_bound_variance.py``
+setting), about the same on the zoo's short KJV verses, where which tokens are masked dominates the variance
+(``benchmarks/bound_variance.py``). No torch import here.
 """
 
 from __future__ import annotations
