@@ -15,7 +15,7 @@ through the shared interface.
   over the draws, weight ``T c_n``): the same NELBO, less variance per forward pass; ``t_estimator: sampled`` is
   MDLM's own per-draw ``t``.
   MDLM's own evaluation draws one ``t`` per 1024-token block (stratified across the batch);
-  ``mc_samples: 1`` is that estimator per request. The cards use more draws per request for small sets.
+  ``t_estimator: sampled`` with ``mc_samples: 1`` is that estimator per request. The cards use more draws per request for small sets.
 - ``greedy_match``: iterative most-confident unmasking or one-shot argmax (``greedy`` setting).
 - ``sample`` / ``infill``: ``ddpm_cache`` (MDLM's default predictor: ancestral steps that reuse
   ``p_theta`` while ``x_t`` is unchanged, exact because the model is time-agnostic; a time-conditioned MDLM
