@@ -289,3 +289,20 @@ def test_topk_decoding_sampler_is_the_reference_decoding(tiny):
     assert out.settings["nfe_per_sample"] == 4 and model.mask_id not in sum(out.tokens, [])
     noisy = model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk")  # stochastic0.5-linear, seeded
     assert noisy.tokens == model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk").tokens
+
+
+def test_t_estimator_follows_the_network_and_refuses_integrating_a_timed_one(tiny):
+    """auto: integrated for a time-agnostic network, sampled for a time-conditioned one; integrated on a
+    time-conditioned network is a one-line BadSpec (its output depends on t, so t cannot be integrated out)."""
+    import dataclasses
+
+    from dlmbench.errors import BadSpec
+
+    _, spec, _ = tiny
+    model = load_model(spec)
+    assert model._t_estimator() == "integrated"
+    model.config = dataclasses.replace(model.config, time_conditioning=True)
+    assert model._t_estimator() == "sampled"
+    model.settings = model.settings.model_copy(update={"t_estimator": "integrated"})
+    with pytest.raises(BadSpec, match="time-conditioned"):
+        model._t_estimator()
