@@ -18,18 +18,39 @@ NLL averaged over uniformly random orders), so for an exact denoiser it equals `
 The reference numbers (MDLM, SEDD, RADD) use ``eps = 1e-3`` and report
 ``E_{t~U[eps,1]}``, i.e. ``1/(1-eps) * int_eps^1``, without the ``[0, eps]`` sliver or any prior term.
 
-LLaDA conditional bound (Nie et al. 2025, eq. 12; reference ``eval_llada.py:get_loglikelihood``): with ``T``
-continuation tokens, draw ``l`` uniform on ``{1..T}``, mask a uniformly random subset of exactly ``l``
-continuation tokens (context clean), and score ``(T / l) sum_{masked} -log p_theta(x0_i | x_t)``. Its
-expectation is the same any-order bound as above (without the eps truncation).
+LLaDA conditional bound (Nie et al. 2025, eq. 6 of v3 / Algorithm 3; reference ``ML-GSAI/LLaDA``
+``get_log_likelihood.py:get_log_likelihood`` and ``eval_llada.py:LLaDAEvalHarness.get_loglikelihood``): with ``T``
+continuation tokens, ``l`` in ``{1..T}``, mask a uniformly random subset of exactly ``l`` continuation tokens
+(context clean), and score ``(T / l) sum_{masked} -log p_theta(x0_i | x_t)``. With ``l`` uniform its expectation is
+the same any-order bound as above (without the eps truncation).
+
+Monte Carlo estimators implemented here (``K`` draws per request, draw ``k`` seeded by
+:func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(seed, k)``; standard error by
+:func:`~dlmbench.diffusion.montecarlo.mc_stderr`: collapsed strata for stratified draws, i.i.d. formula otherwise):
+
+- :func:`mdlm_nelbo_mc` (``t_estimator: sampled``): draw ``k`` at ``t_k = (1 - eps) v_k + eps``, ``v_k`` coupled by
+  ``time_sampling`` (``antithetic`` = one uniform per stratum ``[k/K, (k+1)/K)``, MDLM ``diffusion.py:_sample_t``
+  applied to one request's draws), tokens masked independently with probability ``p(t_k)``, value
+  ``w(t_k) sum_{masked} -log p``; the request's number is the mean over ``k``.
+- :func:`mdlm_nelbo_integrated_mc` (``t_estimator: integrated``, time-agnostic denoisers): ``t`` integrated out,
+  ``NELBO = sum_n c_n E_{|S| = n}[sum_{i in S} -log p(x0_i | x_S)]`` with
+  ``c_n = E_t[w(t) Binom(n; T, p(t))]`` (:func:`nelbo_count_weights`); draw ``k`` has ``n_k`` masked tokens
+  (``n_k = floor(v_k T) + 1``, ``v_k`` coupled as above) and value ``T c_{n_k} sum_{i in S_k} -log p``.
+- :func:`llada_bound_mc`: the same count draws with ``c_n = 1/n``: ``l_k = floor(v_k T) + 1`` (``stratified``,
+  default; ``iid``), or ``systematic`` ``((offset + floor(k T / K)) mod T) + 1`` with one integer offset per request.
+  Floor, never round: LLaDA's own code rounds ``linspace(k, k + (B-1) T/B, B)`` half-to-even, which gives the
+  even counts up to three times the weight of the odd ones when ``j T / B`` hits ``.5``
+  (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts`); each count here has weight exactly ``1/T``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from dlmbench.diffusion.schedules import NoiseSchedule
@@ -41,7 +62,7 @@ from dlmbench.diffusion.montecarlo import (
     offset_generator,
     summarize,
 )
-from dlmbench.diffusion.timesteps import TimeScheme, stratified_mask_counts, times_from_uniforms
+from dlmbench.diffusion.timesteps import TimeScheme, mask_counts_from_uniforms, stratified_mask_counts, times_from_uniforms
 
 Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 """``denoiser(x_t [B, L] int64, sigma [B] float or None) -> log p_theta(x0 | x_t) [B, L, V]``."""
@@ -193,12 +214,112 @@ def mdlm_nelbo_mc(
     draws = evaluate_in_chunks(chunk, r * num_samples, batch_size).reshape(r, num_samples)
     settings = {
         "estimator": "mdlm_nelbo",
+        "t_estimator": "sampled",
         "mc_samples": num_samples,
         "time_sampling": time_sampling,
         "sampling_eps": sampling_eps,
         "schedule": repr(schedule),
     }
-    return summarize(draws, settings)
+    return summarize(draws, settings, time_sampling)
+
+
+# --------------------------------------------------------------------------------------------------------
+# MDLM NELBO with t integrated out (time-agnostic denoisers)
+
+
+def nelbo_count_weights(total: int, schedule: NoiseSchedule, sampling_eps: float) -> torch.Tensor:
+    """``c_n = E_{t ~ U[eps, 1]}[ w(t) C(T, n) p(t)^n (1 - p(t))^(T - n) ]`` for ``n = 0..T`` (float64 ``[T + 1]``),
+    ``p = schedule.mask_prob``, ``w = schedule.masked_weight``, by composite Gauss-Legendre quadrature on
+    ``[eps, 1]`` (panels at 1e-2, 0.1, 0.5; ``T // 2 + 16`` nodes each). For the log-linear schedule
+    ``w p^n (1 - p)^(T - n) = (1 - e)^n t^(n - 1) (1 - (1 - e) t)^(T - n)`` is a polynomial of degree ``T - 1`` in ``t``,
+    which that rule integrates exactly (to rounding); ``c_n = 1/n`` when both epsilons are 0.
+    """
+    if total < 1:
+        raise ValueError("need at least one scored token")
+    return _count_weights_cached(int(total), schedule, float(sampling_eps)).clone()
+
+
+@functools.lru_cache(maxsize=256)
+def _count_weights_cached(total: int, schedule: NoiseSchedule, sampling_eps: float) -> torch.Tensor:
+    x, w = np.polynomial.legendre.leggauss(total // 2 + 16)
+    cuts = [sampling_eps] + [c for c in (1e-2, 0.1, 0.5) if sampling_eps < c < 1.0] + [1.0]
+    t = np.concatenate([0.5 * (b - a) * x + 0.5 * (b + a) for a, b in zip(cuts[:-1], cuts[1:])])
+    wt = np.concatenate([0.5 * (b - a) * w for a, b in zip(cuts[:-1], cuts[1:])]) / (1.0 - sampling_eps)
+    tt = torch.tensor(t, dtype=torch.float64)
+    p = schedule.mask_prob(tt)
+    n = torch.arange(total + 1, dtype=torch.float64)
+    log_binom = torch.lgamma(torch.tensor(total + 1.0, dtype=torch.float64)) - torch.lgamma(n + 1) - torch.lgamma(total - n + 1)
+    log_pmf = log_binom[:, None] + n[:, None] * torch.log(p)[None] + (total - n)[:, None] * torch.log1p(-p)[None]
+    return (torch.exp(log_pmf) * (schedule.masked_weight(tt) * torch.tensor(wt, dtype=torch.float64))[None]).sum(-1)
+
+
+def mdlm_nelbo_integrated_mc(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    score_mask: torch.Tensor,
+    seeds: Sequence[int],
+    *,
+    mask_id: int,
+    schedule: NoiseSchedule,
+    num_samples: int = 1,
+    time_sampling: TimeScheme = "antithetic",
+    sampling_eps: float = 1e-3,
+    batch_size: int | None = None,
+) -> MCEstimate:
+    """The MDLM NELBO of :func:`mdlm_nelbo_mc` with ``t`` integrated out, for a *time-agnostic* denoiser
+    (``log p_theta(x0 | x_t)`` does not depend on ``sigma``: MDLM-OWT and the zoo MDLM). A conditional
+    (Rao-Blackwell) estimator of the same number, not an approximation.
+
+    Given the masked set ``S`` (``|S| = n`` of the ``T`` scored tokens) the integrand ``w(t) sum_{i in S} -log p(x0_i | x_S)``
+    depends on ``t`` only through ``w(t)``, and ``P(S | t) = p^n (1 - p)^(T - n)``, so
+
+        NELBO = sum_{n=1}^{T} c_n E_{S uniform, |S| = n}[ sum_{i in S} -log p_theta(x0_i | x_S) ],
+
+    ``c_n`` from :func:`nelbo_count_weights`. Draw ``k``: ``n_k`` in ``{1..T}`` with probability ``1/T``, coupled over
+    the draws by ``time_sampling`` exactly as LLaDA's counts (:func:`llada_bound_mc`: ``antithetic``/``stratified``
+    one uniform per stratum, ``systematic`` one shared offset, ``iid``), a uniform ``n_k``-subset, value
+    ``T c_{n_k} sum_{i in S_k} -log p``. With ``eps = 0`` and the log-linear schedule ``c_n = 1/n`` and this is
+    LLaDA's estimator. The randomness of draw ``k`` comes from ``draw_generator(seed, k)`` only (and, under
+    ``systematic``, the request's ``offset_generator``). Standard error: :func:`~dlmbench.diffusion.montecarlo.mc_stderr`.
+    The network is called with ``sigma`` at ``t = n_k / T`` (ignored by a time-agnostic network).
+    """
+    check_inputs(x0, score_mask, seeds, num_samples)
+    r, length = x0.shape
+    totals = score_mask.sum(dim=-1).tolist()
+    u = draw_uniforms(seeds, num_samples, (length + 1,))
+    counts, weights = [], []
+    for row, (seed, total) in enumerate(zip(seeds, totals)):
+        if total < 1:
+            raise ValueError("every request needs at least one scored token")
+        if time_sampling == "systematic":
+            offset = int(torch.randint(0, int(total), (), generator=offset_generator(seed)))
+            n_k = stratified_mask_counts(int(total), num_samples, offset)
+        else:
+            n_k = mask_counts_from_uniforms(int(total), u[row, :, length], time_sampling)
+        counts.append(n_k)
+        weights.append(total * nelbo_count_weights(int(total), schedule, sampling_eps)[n_k])
+    n_all = torch.stack(counts).reshape(-1).to(x0.device)
+    w_all = torch.stack(weights).reshape(-1).to(x0.device)
+    u = u[..., :length].reshape(r * num_samples, length).to(x0.device)
+    x_rep = x0.repeat_interleave(num_samples, dim=0)
+    m_rep = score_mask.repeat_interleave(num_samples, dim=0)
+    t_rep = (n_all.to(torch.float64) / m_rep.sum(dim=-1).to(torch.float64)).clamp(max=1.0)
+
+    def chunk(s: slice) -> torch.Tensor:
+        is_masked = subset_mask_from_uniforms(m_rep[s], n_all[s], u[s])
+        x_t = torch.where(is_masked, torch.full_like(x_rep[s], mask_id), x_rep[s])
+        return _weighted_nll(target_log_probs(denoiser, x_t, schedule.sigma(t_rep[s]), x_rep[s], is_masked), w_all[s])
+
+    draws = evaluate_in_chunks(chunk, r * num_samples, batch_size).reshape(r, num_samples)
+    settings = {
+        "estimator": "mdlm_nelbo",
+        "t_estimator": "integrated",
+        "mc_samples": num_samples,
+        "time_sampling": time_sampling,
+        "sampling_eps": sampling_eps,
+        "schedule": repr(schedule),
+    }
+    return summarize(draws, settings, time_sampling)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -249,21 +370,40 @@ def llada_bound_mc(
     *,
     mask_id: int,
     num_samples: int = 128,
+    time_sampling: TimeScheme = "stratified",
     batch_size: int | None = None,
 ) -> MCEstimate:
-    """``num_samples`` draws of :func:`llada_bound` per request, the mask counts stratified over the draws
-    (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts` with a per-request offset)."""
+    """``num_samples`` draws of :func:`llada_bound` per request; the numbers of masked tokens ``l_k`` of one
+    request's draws are coupled by ``time_sampling``:
+
+    - ``stratified`` / ``antithetic`` (default): ``l_k = floor(v_k T) + 1`` with ``v_k`` uniform on
+      ``[k/K, (k+1)/K)``, its own uniform per draw (:func:`~dlmbench.diffusion.timesteps.mask_counts_from_uniforms`);
+      stderr by collapsed strata (:func:`~dlmbench.diffusion.montecarlo.mc_stderr`);
+    - ``systematic``: one integer offset per request (:func:`~dlmbench.diffusion.montecarlo.offset_generator`),
+      ``l_k = ((offset + floor(k T / K)) mod T) + 1`` (:func:`~dlmbench.diffusion.timesteps.stratified_mask_counts`:
+      LLaDA's design with a floor instead of its half-to-even ``round``, and one offset for all ``K`` draws
+      instead of one per mini-batch); i.i.d. stderr formula;
+    - ``iid``: ``l_k`` uniform on ``{1..T}`` independently; i.i.d. stderr formula.
+
+    Each scheme's mean is unbiased for the any-order bound ``E_l E_S[(T/l) sum_{i in S} -log p(x0_i | x_{~S})]``.
+    Draw ``k``'s mask (a uniform ``l_k``-subset: the ``l_k`` smallest of ``L`` uniforms) and its count uniform
+    come from :func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(seed, k)``.
+    """
     check_inputs(x0, score_mask, seeds, num_samples)
     r, length = x0.shape
     totals = score_mask.sum(dim=-1).tolist()
+    u = draw_uniforms(seeds, num_samples, (length + 1,))  # [R, K, L + 1]: mask uniforms, then the count's
     counts = []
-    for seed, total in zip(seeds, totals):
+    for row, (seed, total) in enumerate(zip(seeds, totals)):
         if total < 1:
             raise ValueError("every request needs at least one scored token")
-        offset = int(torch.randint(0, int(total), (), generator=offset_generator(seed)))
-        counts.append(stratified_mask_counts(int(total), num_samples, offset))
+        if time_sampling == "systematic":
+            offset = int(torch.randint(0, int(total), (), generator=offset_generator(seed)))
+            counts.append(stratified_mask_counts(int(total), num_samples, offset))
+        else:
+            counts.append(mask_counts_from_uniforms(int(total), u[row, :, length], time_sampling))
     l_all = torch.stack(counts).reshape(-1).to(x0.device)
-    u = draw_uniforms(seeds, num_samples, (length,)).reshape(r * num_samples, length).to(x0.device)
+    u = u[..., :length].reshape(r * num_samples, length).to(x0.device)
     x_rep = x0.repeat_interleave(num_samples, dim=0)
     m_rep = score_mask.repeat_interleave(num_samples, dim=0)
 
@@ -271,7 +411,9 @@ def llada_bound_mc(
         return _llada_from_uniforms(denoiser, x_rep[s], m_rep[s], l_all[s], u[s], mask_id=mask_id)
 
     draws = evaluate_in_chunks(chunk, r * num_samples, batch_size).reshape(r, num_samples)
-    return summarize(draws, {"estimator": "llada_bound", "mc_samples": num_samples, "mask_counts": "stratified"})
+    settings = {"estimator": "llada_bound", "mc_samples": num_samples, "time_sampling": time_sampling,
+                "mask_counts": "floor(v T) + 1" if time_sampling != "systematic" else "((offset + floor(k T / K)) mod T) + 1"}
+    return summarize(draws, settings, time_sampling)
 
 
 # --------------------------------------------------------------------------------------------------------

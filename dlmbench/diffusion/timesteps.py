@@ -15,7 +15,8 @@ Every scheme makes the *average over the n draws* an unbiased estimate of ``E_{t
 ``iid`` and ``systematic`` each ``v_k`` is marginally uniform on ``[0, 1)``; under ``antithetic`` draw ``k``
 is uniform on its stratum only, so a single draw is biased and only the mean over all ``n`` is unbiased.
 (MDLM applies it across the sequences of a batch, which is fine for a corpus average; the per-request
-estimators here stratify across the ``K`` draws of one request instead.)
+estimators here stratify across the ``K`` draws of one request instead.) The standard error that goes with each
+scheme is :func:`dlmbench.diffusion.montecarlo.mc_stderr`.
 """
 
 from __future__ import annotations
@@ -77,18 +78,41 @@ def sample_times(
 def stratified_mask_counts(
     total: int, n: int, offset: int
 ) -> torch.Tensor:
-    """LLaDA-style numbers of masked tokens ``l_k in {1..total}`` for ``n`` draws, stratified over the draws.
+    """Systematic numbers of masked tokens ``l_k in {1..total}`` for ``n`` draws sharing one integer offset.
 
     ``l_k = ((offset + floor(k * total / n)) mod total) + 1`` with ``offset`` uniform on ``{0..total-1}``
-    (drawn by the caller). Each ``l_k`` is marginally uniform on ``{1..total}`` (an integer shift of a
-    uniform offset), so ``(total / l) * sum_{masked} -log p`` stays unbiased for the any-order bound.
+    (drawn by the caller): each ``l_k`` is exactly uniform on ``{1..total}`` (an integer shift of a uniform
+    offset), so ``(total / l) * sum_{masked} -log p`` stays unbiased for the any-order bound. This is
+    :func:`mask_counts_from_uniforms`'s ``systematic`` scheme with an integer offset.
 
-    LLaDA's ``eval_llada.py:_forward_process`` computes ``round(linspace(k, k + (n-1) total/n, n))``; with
-    ``torch.round`` rounding halves to even, ``round(k + j total/n)`` depends on the parity of ``k`` when
-    ``j total/n`` ends in .5, which makes some counts slightly non-uniform. The floor used here avoids that
-    and is otherwise the same systematic stratification.
+    How it differs from the LLaDA reference (``ML-GSAI/LLaDA`` ``get_log_likelihood.py:forward_process``, the
+    same in ``eval_llada.py:_forward_process``): there ``k ~ randint(1, total + 1)`` and
+    ``l = round(linspace(k, k + (B - 1) total / B, B))``, then ``((l - 1) mod total) + 1``, with one offset per
+    mini-batch of ``B = batch_size`` rows (``mc_num / B`` offsets per request). ``torch.round`` rounds halves to
+    even, so where ``j total / B`` ends in ``.5`` the row-``j`` count is ``k + j total / B`` rounded to the even
+    neighbour whatever ``k`` is: that row only ever masks an even number of tokens (e.g. ``total = 16``,
+    ``B = 32``: every odd row), and over the batch even counts get up to three times the weight of odd ones.
+    The reference estimate is then *not* an unbiased estimate of the any-order bound; the floor here has no ties.
+    (SMDM's ``evaluate_diff.py``, which LLaDA's evaluation is derived from, draws a continuous ``t`` per row instead
+    and masks each target token with probability ``t``: no rounding.)
     """
     if total < 1:
         raise ValueError("need at least one scored token")
     k = torch.arange(n, dtype=torch.int64)
     return ((int(offset) + (k * total) // n) % total) + 1
+
+
+def mask_counts_from_uniforms(total: int, u: torch.Tensor, scheme: TimeScheme = "stratified") -> torch.Tensor:
+    """Numbers of masked tokens ``l_k = floor(v_k * total) + 1 in {1..total}`` (int64, the shape of ``u``) with
+    ``v_k`` the coupled uniforms of :func:`times_from_uniforms` (``eps = 0``) along the last axis of ``u``.
+
+    ``iid``: each ``l_k`` uniform on ``{1..total}``. ``antithetic``/``stratified``: ``v_k`` uniform on
+    ``[k/n, (k+1)/n)``, so ``l_k`` is uniform over the counts covered by stratum ``k`` (a count shared by two strata
+    is split between them in proportion to the overlap); averaged over the ``n`` draws every count has weight
+    exactly ``1/total``, so the mean of ``(total / l_k) sum_{masked} -log p`` is unbiased. ``systematic``: one
+    shared continuous offset (each ``l_k`` uniform on ``{1..total}``).
+    """
+    if total < 1:
+        raise ValueError("need at least one scored token")
+    v = (times_from_uniforms(u, scheme, 0.0) * total).floor().to(torch.int64)
+    return v.clamp(0, total - 1) + 1

@@ -51,7 +51,7 @@ SEDD = ZooRecipe(
     write=write_sedd,
     text="SEDD DiT (time-conditioned, scale_by_sigma, absorbing graph), trained with score entropy",
     loss_text="SEDD score entropy (absorbing, scale_by_sigma, iid t, log-linear)",
-    card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "iid", "sampling_eps": 0.001, "steps": 128},
+    card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     mask="appended",
 )
 

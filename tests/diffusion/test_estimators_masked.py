@@ -271,7 +271,7 @@ def test_nelbo_upper_bounds_the_model_nll():
         assert exact_mdlm(net, x, full, 0.0, 0.0) >= model_nll - 1e-10
 
 
-@pytest.mark.parametrize("scheme", ["iid", "antithetic"])
+@pytest.mark.parametrize("scheme", ["iid", "antithetic", "systematic"])
 def test_mdlm_mc_is_unbiased(scheme):
     net = TinyNet(3, time_dependent=True)
     k = 3000

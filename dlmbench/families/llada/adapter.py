@@ -1,10 +1,15 @@
 """LLaDA (Nie et al., 2025): the bidirectional LLaMA-style masked diffusion model, through the shared
 interface.
 
-- ``conditional_nll``: LLaDA's estimator (``get_log_likelihood.py``): per draw, exactly ``l`` of the
-  ``L`` continuation tokens are masked (``l`` stratified over the ``mc_samples`` draws), the prompt stays
-  clean, and the masked cross-entropy is weighted by ``L / l``; the mean over draws is an upper bound on
-  ``−log p(continuation | prompt)`` (:func:`dlmbench.diffusion.llada_bound_mc`). Optional unsupervised
+- ``conditional_nll``: LLaDA's estimator (``get_log_likelihood.py``, paper eq. 6): per draw, exactly ``l`` of
+  the ``L`` continuation tokens are masked, a uniform ``l``-subset, the prompt stays clean, and the masked
+  cross-entropy is weighted by ``L / l``; the mean over the ``mc_samples`` draws estimates an upper bound on
+  ``−log p(continuation | prompt)`` (:func:`dlmbench.diffusion.llada_bound_mc`). The counts ``l_k`` are
+  stratified over the draws of a request (``time_sampling: stratified``: ``l_k = floor(v_k L) + 1``, ``v_k``
+  uniform on ``[k/K, (k+1)/K)``), stderr by collapsed strata. LLaDA's own code instead shares one offset per
+  mini-batch and rounds half-to-even, which skews the counts (see
+  :func:`dlmbench.diffusion.timesteps.stratified_mask_counts`); ``time_sampling: systematic`` is its shape
+  with a floor. Optional unsupervised
   classifier-free guidance (``cfg = w > 0``): the unconditional pass masks the whole prompt and the logits
   are ``un + (w + 1)(cond − un)`` (LLaDA ``eval_llada.py``); with CFG the number is no longer a bound of
   the model's own likelihood and is labelled as such in the settings.
@@ -117,7 +122,8 @@ class LLaDAModel(DiffusionLM):
                         lambda x_t, _s, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec),
                         lambda x_t, _s, pos, pm=pm: self._guided_log_probs(x_t, pm.expand(x_t.shape[0], -1), prec, pos),
                     )
-                    est = llada_bound_mc(den, x0[r : r + 1], score_mask[r : r + 1], seeds[r : r + 1], mask_id=self.mask_id, num_samples=k, batch_size=chunk)
+                    est = llada_bound_mc(den, x0[r : r + 1], score_mask[r : r + 1], seeds[r : r + 1], mask_id=self.mask_id, num_samples=k,
+                                         time_sampling=self.settings.time_sampling, batch_size=chunk)
                     means.append(est.mean[0])
                     ses.append(est.stderr[0])
                 mean, se, settings = np.array(means), np.array(ses), dict(est.settings)
@@ -125,7 +131,8 @@ class LLaDAModel(DiffusionLM):
             else:
                 den = PositionalDenoiser(lambda x_t, _s: self._guided_log_probs(x_t, None, prec),
                                          lambda x_t, _s, pos: self._guided_log_probs(x_t, None, prec, pos))
-                est = llada_bound_mc(den, x0, score_mask, seeds, mask_id=self.mask_id, num_samples=k, batch_size=chunk)
+                est = llada_bound_mc(den, x0, score_mask, seeds, mask_id=self.mask_id, num_samples=k,
+                                         time_sampling=self.settings.time_sampling, batch_size=chunk)
                 mean, se, settings = est.mean, est.stderr, dict(est.settings)
         settings["cfg"] = cfg
         settings["score_precision"] = prec

@@ -4,6 +4,9 @@ Defaults follow the LLaDA reference (https://github.com/ML-GSAI/LLaDA: ``get_log
 ``mc_num=128`` and ``cfg_scale=0``; ``generate.py`` with ``steps=128``, ``block_length=32``,
 ``remasking='low_confidence'`` and ``temperature=0``). ``score_precision`` is dlmbench's own choice for the
 likelihood bound's normalisation (see :meth:`dlmbench.families.llada.adapter.LLaDAModel._guided_log_probs`).
+``time_sampling`` couples the numbers of masked tokens of one request's draws
+(:func:`dlmbench.diffusion.masked.llada_bound_mc`): ``stratified`` (default, one uniform per stratum, collapsed-strata
+stderr) or ``systematic`` (one shared offset, the shape of LLaDA's own ``forward_process``) or ``iid``.
 No torch import here.
 """
 
@@ -13,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dlmbench.diffusion.settings import BATCH_SIZE_DOC, PRECISION_DOC, GreedyMethod, Precision
+from dlmbench.diffusion.settings import BATCH_SIZE_DOC, PRECISION_DOC, GreedyMethod, Precision, TimeSampling
 from dlmbench.errors import BadSetting
 from dlmbench.specs.settings import Settings
 
@@ -47,6 +50,9 @@ class LLaDASettings(Settings):
 
     batch_size: int = Field(8, ge=1, description=BATCH_SIZE_DOC)
     mc_samples: int = Field(128, ge=1, description="Monte Carlo draws of the bound per request (get_log_likelihood.py mc_num)")
+    time_sampling: TimeSampling = Field(
+        "stratified", description="how the draws' numbers of masked tokens are coupled: stratified (= antithetic), systematic (LLaDA's shape), iid"
+    )
     cfg: float = Field(0.0, ge=0.0, description="classifier-free guidance scale w >= 0 (0: off; w > 0 is no longer a bound)")
     greedy: GreedyMethod = Field(
         "iterative_confidence", description="greedy check: iterative_confidence (suffix_greedy_prediction) or one_shot_argmax"

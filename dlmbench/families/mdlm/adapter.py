@@ -8,9 +8,14 @@ through the shared interface.
 - ``conditional_nll`` / ``nll``: the continuous-time NELBO (log-linear schedule, ``t ~ U[sampling_eps, 1]``,
   masked-token weight ``1/t``; :func:`dlmbench.diffusion.mdlm_nelbo_mc`) over the continuation, context
   clean, ``mc_samples`` draws per request whose times are coupled by ``time_sampling`` (MDLM's
-  ``antithetic`` stratification, across the draws of one request). Labelled ``upper``.
+  ``antithetic`` stratification, across the draws of one request); stderr by collapsed strata (pairs of
+  adjacent strata, :func:`dlmbench.diffusion.montecarlo.mc_stderr`). Labelled ``upper``. For a time-agnostic
+  network (MDLM-OWT, the zoo) ``t_estimator: auto`` integrates ``t`` out exactly
+  (:func:`dlmbench.diffusion.masked.mdlm_nelbo_integrated_mc`: draw the number ``n`` of masked tokens, stratified
+  over the draws, weight ``T c_n``): the same NELBO, less variance per forward pass; ``t_estimator: sampled`` is
+  MDLM's own per-draw ``t``.
   MDLM's own evaluation draws one ``t`` per 1024-token block (stratified across the batch);
-  ``mc_samples: 1`` is that estimator per request. The cards use more draws per request for small sets.
+  ``t_estimator: sampled`` with ``mc_samples: 1`` is that estimator per request. The cards use more draws per request for small sets.
 - ``greedy_match``: iterative most-confident unmasking or one-shot argmax (``greedy`` setting).
 - ``sample`` / ``infill``: ``ddpm_cache`` (MDLM's default predictor: ancestral steps that reuse
   ``p_theta`` while ``x_t`` is unchanged, exact because the model is time-agnostic; a time-conditioned MDLM
@@ -30,7 +35,7 @@ from typing import Any
 
 import torch
 
-from dlmbench.errors import CheckpointError
+from dlmbench.errors import BadSpec, CheckpointError
 from dlmbench.families.mdlm.settings import SAMPLERS, MDLMSettings
 from dlmbench.specs import ModelSpec
 from dlmbench.nets.dit_lm import DiTLM, load_dit_lm
@@ -65,14 +70,26 @@ class MDLMModel(DiTLM):
         return self._denoiser
 
     # -- likelihood ---------------------------------------------------------------------------------
+    def _t_estimator(self) -> str:
+        """``sampled`` or ``integrated`` (``auto``: integrated iff the network is time-agnostic)."""
+        mode = self.settings.t_estimator
+        timed = bool(self.config.time_conditioning)
+        if mode == "auto":
+            return "sampled" if timed else "integrated"
+        if mode == "integrated" and timed:
+            raise BadSpec("mdlm: t_estimator 'integrated' needs a time-agnostic network and this checkpoint is "
+                          "time-conditioned; use t_estimator: sampled (or auto)")
+        return mode
+
     def _bound_rows(self, x0, score_mask, seeds):
-        from dlmbench.diffusion.masked import mdlm_nelbo_mc
+        from dlmbench.diffusion.masked import mdlm_nelbo_integrated_mc, mdlm_nelbo_mc
 
         st = self.settings
+        fn = mdlm_nelbo_integrated_mc if self._t_estimator() == "integrated" else mdlm_nelbo_mc
         with torch.inference_mode():
-            est = mdlm_nelbo_mc(self._bound_denoiser(), x0, score_mask, seeds, mask_id=self.mask_id, schedule=self.schedule,
-                                num_samples=st.mc_samples, time_sampling=st.time_sampling,
-                                sampling_eps=st.sampling_eps, batch_size=st.batch_size)
+            est = fn(self._bound_denoiser(), x0, score_mask, seeds, mask_id=self.mask_id, schedule=self.schedule,
+                     num_samples=st.mc_samples, time_sampling=st.time_sampling,
+                     sampling_eps=st.sampling_eps, batch_size=st.batch_size)
         return est.mean, est.stderr, dict(est.settings)
 
     # -- sampling -----------------------------------------------------------------------------------

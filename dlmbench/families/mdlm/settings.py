@@ -5,7 +5,9 @@ Fields shared with SEDD (bound, schedule, greedy check, canvas sampler) come fro
 masks (``noise_removal``) and the schedule of the easy-first ``topk`` decoding. Defaults follow the MDLM
 reference (https://github.com/kuleshov-group/mdlm, ``configs/config.yaml``: ``training.antithetic_sampling``,
 ``training.sampling_eps``, ``sampling.predictor``, ``sampling.noise_removal``) and
-diffusion-vs-ar's ``decoding_strategy`` (https://github.com/HKUNLP/diffusion-vs-ar) for ``topk``.
+diffusion-vs-ar's ``decoding_strategy`` (https://github.com/HKUNLP/diffusion-vs-ar) for ``topk``. ``t_estimator``
+is dlmbench's: the same NELBO with ``t`` integrated out for time-agnostic networks
+(:func:`dlmbench.diffusion.masked.mdlm_nelbo_integrated_mc`), far less variance per forward pass.
 No torch import here.
 """
 
@@ -31,6 +33,11 @@ class MDLMSettings(CanvasSettings):
     sampler: Sampler = Field(
         "ddpm_cache",
         description="ddpm_cache (MDLM's default predictor), ddpm (= ancestral), ancestral, first_hitting, or topk (easy-first top-k decoding)",
+    )
+    t_estimator: Literal["auto", "sampled", "integrated"] = Field(
+        "auto",
+        description="bound: sampled t (MDLM's estimator), integrated (t integrated out exactly; time-agnostic networks only), "
+        "auto (integrated when the network is time-agnostic)",
     )
     steps: int = Field(1000, ge=1, description="sampling steps (MDLM README / HF model card: 1000)")
     noise_removal: bool = Field(True, description="final argmax of the masks left after the last step (MDLM sampling.noise_removal)")

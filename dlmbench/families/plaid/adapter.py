@@ -2,9 +2,11 @@
 16-dim token embeddings, through the shared interface.
 
 - ``conditional_nll`` / ``nll``: Plaid's continuous-time variational bound (``train.py`` evaluation; see
-  :mod:`dlmbench.families.plaid.estimator`): per draw, the reconstruction term with probability 1/8 (``/ (1/8)``) or the
-  diffusion integrand at ``t ~ U(0, 1)`` (``/ (7/8)``), plus the exact prior KL, self-conditioning unrolled;
-  ``mc_samples`` draws per request, labelled ``upper``. With an empty context this is exactly the reference
+  :mod:`dlmbench.families.plaid.estimator`): of the ``mc_samples`` draws of a request, 1/8 (``reconst_prob``;
+  4 of 32) estimate the reconstruction term at ``t = 0`` and the rest the diffusion integrand at times stratified
+  over ``[0, 1)`` (``time_sampling: stratified``; the reference's evaluation batch, per request), plus the exact
+  prior KL, self-conditioning unrolled; stderr from the two parts (i.i.d. over the reconstruction rows, collapsed
+  strata over the diffusion rows); labelled ``upper``. With an empty context this is exactly the reference
   bound on ``−log p(x)``. With a context, every position is noised at the same ``t`` and only the
   continuation's terms are summed: an upper bound on ``−log p̃(continuation | context)`` for the *replacement*
   conditional of the model (context latents drawn from ``q(z_t | context)`` at every step). Plaid's network has a
@@ -99,7 +101,8 @@ class PlaidModel(DiffusionLM):
 
         with torch.inference_mode():
             est = plaid_vlb_mc(self.net, x0, score_mask, seeds, num_samples=self.settings.mc_samples,
-                               batch_size=self.settings.batch_size, reconst_prob=self.settings.reconst_prob)
+                               batch_size=self.settings.batch_size, reconst_prob=self.settings.reconst_prob,
+                               time_sampling=self.settings.time_sampling)
         return est.mean, est.stderr, dict(est.settings)
 
     # -- greedy check -------------------------------------------------------------------------------

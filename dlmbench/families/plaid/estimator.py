@@ -13,11 +13,33 @@ with ``SNR′(t) = −exp(−γ_t) γ′_t``. Reference: ``igul222/plaid train.p
 sequence's value is its NLL bound in nats). ``x̂_θ`` is always the self-conditioned network (two passes, the
 second fed the first pass's ``x̂``: "during held-out likelihood evaluation, we always unroll", paper §3.5).
 
-Monte Carlo (reference, ``val_batch_size = 1``): one draw picks the reconstruction term with probability
-``p = 1/8`` (``reconst_bs ~ Bernoulli(1/8)``) and is ``reconst / p + prior``, else ``t ~ U(0, 1)`` and it is
-``diffusion(t) / (1 − p) + prior``: an unbiased single-draw estimate of the bound. The prior term is a closed
-form, added exactly. Draw ``k`` of a request with seed ``s`` uses only
-:func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(s, k)`` (Bernoulli, ``t`` and ``ε``, float64).
+Monte Carlo. The reference evaluation (``train.py: forward(x_eval=X)`` via ``compute_nll``, ``val_batch_size``
+64) spends the rows of a batch of ``B`` *different* sequences as follows: the first ``reconst_bs = B // 8`` rows
+(plus one with probability ``(B mod 8) / 8``) at ``t = 0`` give the reconstruction term, weighted
+``1 / (B / 8)``; the other rows get low-discrepancy times ``t_j = (j + u) / (B − reconst_bs)`` with **one**
+shared ``u ~ U(0, 1)`` and give the diffusion term, weighted ``1 / (B − B / 8)``; the prior is exact. Its
+estimate is a corpus average. Here the same design is applied to the ``K`` draws of *one* request (so a
+request's number does not depend on its batch), ``time_sampling``:
+
+``stratified`` (default; = ``antithetic``)  ``n_rec =`` :func:`reconst_rows` ``(K, p)`` reconstruction rows
+    (``round(K p)`` clamped to ``[2, K − 2]``; 4 of 32 at ``p = 1/8``) and ``n_diff = K − n_rec`` diffusion rows
+    at ``t_j = (j + u_j) / n_diff``, one uniform per stratum:
+
+        estimate = Σ_i prior_i + (1/n_rec) Σ_{rec rows} Σ_i reconst_i + (1/n_diff) Σ_j Σ_i diffusion_i(t_j),
+
+    unbiased for the bound (each stratum mean averages to ``∫_0^1``). Standard error
+    ``sqrt(s²_rec / n_rec + v_diff)``: the i.i.d. formula for the reconstruction rows and the collapsed-strata
+    estimate (pairs of adjacent strata, conservative; :mod:`dlmbench.diffusion.montecarlo`) for the diffusion rows.
+``systematic``  the reference's shape: the same rows, diffusion times ``(j + u) / n_diff`` with one shared ``u``;
+    i.i.d. formula on each part (no design-unbiased estimator exists for one systematic sample).
+``iid``  (and any scheme when ``K < 4``) each draw is the reconstruction row with probability ``p = reconst_prob``
+    and counts ``reconst / p + prior``, else ``t ~ U(0, 1)`` and it counts ``diffusion(t) / (1 − p) + prior``: an
+    unbiased single-draw estimate, i.i.d. standard error. The random choice of term adds the spread between
+    the two weighted terms to every draw, which is why this design needs many more draws for the same error.
+
+Draw ``k`` of a request with seed ``s`` uses only :func:`~dlmbench.diffusion.montecarlo.draw_generator` ``(s, k)``
+(two uniforms, then ``ε``, float64; :func:`draw_randomness`); the fixed designs read its second uniform as the
+stratum's (or, for ``systematic``, the first diffusion row's as the shared) offset.
 
 Conditional bound (``score_mask``): all positions are noised at the same ``t`` and only the scored positions'
 terms are summed. This is an upper bound on ``−log p̃(x_scored | x_rest)`` for the *replacement* conditional
@@ -30,12 +52,26 @@ it is exactly the reference bound.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 
-from dlmbench.diffusion.montecarlo import MCEstimate, check_inputs, draw_generator, evaluate_in_chunks, summarize
+import numpy as np
+
+from dlmbench.diffusion.montecarlo import (
+    STRATIFIED_SCHEMES,
+    MCEstimate,
+    check_inputs,
+    collapsed_strata_variance,
+    draw_generator,
+    evaluate_in_chunks,
+    iid_variance,
+    stderr_method,
+    summarize,
+)
+from dlmbench.diffusion.timesteps import TimeScheme, times_from_uniforms
 
 RECONST_PROB = 1.0 / 8.0
 """``train.py`` eval: ``reconst_bs = batch_size // 8 + Bernoulli((batch_size % 8) / 8)`` with batch size 1."""
@@ -166,6 +202,15 @@ def draw_randomness(seed: int, k: int, length: int, embed_dim: int, reconst_prob
     return bool(u[0] < reconst_prob), float(u[1]), eps
 
 
+def reconst_rows(num_samples: int, reconst_prob: float = RECONST_PROB) -> int:
+    """Rows of a request's ``K`` draws that estimate the reconstruction term under a fixed design:
+    ``floor(K p + 1/2)`` clamped to ``[2, K - 2]`` (two rows at least on each side, so both parts have a standard
+    error); needs ``K >= 4``. ``K = 32``, ``p = 1/8``: 4 rows, as the reference's ``val_batch_size // 8``."""
+    if num_samples < 4:
+        raise ValueError("a fixed reconstruction/diffusion split needs at least 4 draws")
+    return int(min(max(2, math.floor(num_samples * reconst_prob + 0.5)), num_samples - 2))
+
+
 def plaid_vlb_mc(
     net: PlaidNetwork,
     x0: torch.Tensor,
@@ -175,29 +220,62 @@ def plaid_vlb_mc(
     num_samples: int,
     batch_size: int | None = None,
     reconst_prob: float = RECONST_PROB,
+    time_sampling: TimeScheme = "stratified",
 ) -> MCEstimate:
     """Per-request MC estimate of the bound on ``−log p(x0[score_mask] | rest)`` (nats) with its stderr.
 
     ``x0, score_mask [R, L]``; ``num_samples`` draws per request; ``batch_size`` rows (request × draw) per
-    network call (two passes each, self-conditioning).
+    network call (two passes each, self-conditioning). The design (module docstring, "Monte Carlo"):
+
+    - ``stratified`` / ``antithetic`` (default) and ``systematic``, when ``K >= 4``: the first
+      ``n_rec =`` :func:`reconst_rows` draws are reconstruction rows (``t = 0``), the other ``n_diff = K − n_rec``
+      are diffusion rows whose times are coupled by the scheme over ``[0, 1)``
+      (:func:`~dlmbench.diffusion.timesteps.times_from_uniforms` with ``eps = 0``; ``systematic`` is the
+      reference evaluation's one shared offset). Estimate ``Σ prior + mean_rec(reconst) + mean_diff(diffusion(t))``;
+      variance ``s²_rec / n_rec + v_diff`` with ``v_diff`` the collapsed-strata estimate (``stratified``) or
+      ``s²_diff / n_diff`` (``systematic``) (:mod:`dlmbench.diffusion.montecarlo`).
+    - ``iid``, and any scheme when ``K < 4``: each draw is the reconstruction row with probability ``p``
+      (weight ``1/p``), else a diffusion row at ``t ~ U(0, 1)`` (weight ``1/(1 − p)``); i.i.d. stderr. The settings
+      record the scheme actually used.
     """
     check_inputs(x0, score_mask, seeds, num_samples)
     r, length = x0.shape
+    k_all = int(num_samples)
     dev = x0.device
     embed_dim = int(net.embeddings().shape[1])
-    draws = [draw_randomness(s, k, length, embed_dim, reconst_prob) for s in seeds for k in range(num_samples)]
-    is_rec = torch.tensor([d[0] for d in draws], device=dev)
-    t = torch.tensor([d[1] for d in draws], dtype=torch.float64, device=dev)
+    scheme = time_sampling if k_all >= 4 else "iid"
+    draws = [draw_randomness(s, k, length, embed_dim, reconst_prob) for s in seeds for k in range(k_all)]
     eps = torch.stack([d[2] for d in draws]).to(dev)
-    rows = x0.repeat_interleave(num_samples, dim=0)
-    masks = score_mask.repeat_interleave(num_samples, dim=0)
+    u_t = torch.tensor([d[1] for d in draws], dtype=torch.float64).view(r, k_all)
+    settings = {"estimator": "plaid_vlb", "mc_samples": k_all, "reconst_prob": float(reconst_prob),
+                "time_sampling": scheme, "selfcond": "unrolled", "context": "noised (replacement bound)"}
+    if scheme == "iid":
+        is_rec = torch.tensor([d[0] for d in draws], device=dev)
+        t = u_t.reshape(-1).to(dev)
+        p_row = float(reconst_prob)
+    else:
+        n_rec = reconst_rows(k_all, reconst_prob)
+        is_rec = (torch.arange(k_all) < n_rec).repeat(r).to(dev)
+        t = torch.zeros(r, k_all, dtype=torch.float64)
+        t[:, n_rec:] = times_from_uniforms(u_t[:, n_rec:], scheme, 0.0)
+        t = t.reshape(-1).to(dev)
+        p_row = n_rec / k_all  # weights K / n_rec and K / n_diff: the mean of the K draws is the estimate
+        settings["reconst_rows"] = n_rec
+    rows = x0.repeat_interleave(k_all, dim=0)
+    masks = score_mask.repeat_interleave(k_all, dim=0)
 
     def fn(sl: slice) -> torch.Tensor:
-        return vlb_draw(net, rows[sl], masks[sl], is_rec[sl], t[sl], eps[sl], reconst_prob).cpu()
+        return vlb_draw(net, rows[sl], masks[sl], is_rec[sl], t[sl], eps[sl], p_row).cpu()
 
-    values = evaluate_in_chunks(fn, r * num_samples, batch_size).view(r, num_samples)
-    return summarize(values, {"estimator": "plaid_vlb", "mc_samples": int(num_samples), "reconst_prob": float(reconst_prob),
-                              "time_sampling": "iid", "selfcond": "unrolled", "context": "noised (replacement bound)"})
+    values = evaluate_in_chunks(fn, r * k_all, batch_size).view(r, k_all)
+    if scheme == "iid":
+        return summarize(values, settings, "iid")
+    est = summarize(values, settings, "iid")  # mean; the stderr is replaced by the design's below
+    y = est.draws
+    var = (n_rec / k_all) ** 2 * iid_variance(y[:, :n_rec]) + ((k_all - n_rec) / k_all) ** 2 * (
+        collapsed_strata_variance(y[:, n_rec:]) if scheme in STRATIFIED_SCHEMES else iid_variance(y[:, n_rec:]))
+    settings["stderr"] = f"reconstruction rows: iid; diffusion rows: {stderr_method(scheme)}"
+    return MCEstimate(mean=est.mean, stderr=np.sqrt(var), draws=y, settings=settings)
 
 
 __all__ = [
@@ -209,6 +287,7 @@ __all__ = [
     "noised_latent",
     "plaid_vlb_mc",
     "prior_kl",
+    "reconst_rows",
     "reconstruction_nll",
     "selfcond_denoise",
     "snr_prime",

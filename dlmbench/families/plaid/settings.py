@@ -1,7 +1,8 @@
 """Plaid's typed settings (the family table names this class: :mod:`dlmbench.plugins`).
 
 Defaults follow the Plaid reference (https://github.com/igul222/plaid: ``train.py``'s evaluation bound with
-reconstruction probability 1/8; ``sample.py`` with 4096 steps, score temperature 0.9 and token-guidance
+1/8 of the rows on the reconstruction term and the other rows' times spread over ``[0, 1]`` (``time_sampling:
+stratified``, :func:`dlmbench.families.plaid.estimator.plaid_vlb_mc`); ``sample.py`` with 4096 steps, score temperature 0.9 and token-guidance
 weight 2.0). The greedy check ``replacement_ddim`` is dlmbench's (see :mod:`dlmbench.families.plaid.adapter`).
 
 One name per concept (issue 13): the sampling steps are ``steps``, as in every other family. The old
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from dlmbench.diffusion.settings import BATCH_SIZE_DOC
+from dlmbench.diffusion.settings import BATCH_SIZE_DOC, TimeSampling
 from dlmbench.errors import BadSetting
 from dlmbench.specs.settings import Settings
 
@@ -38,7 +39,12 @@ class PlaidSettings(Settings):
     batch_size: int = Field(8, ge=1, description=BATCH_SIZE_DOC)
     mc_samples: int = Field(32, ge=1, description="Monte Carlo draws of the bound per request")
     reconst_prob: float = Field(
-        0.125, gt=0.0, lt=1.0, description="probability a draw is the reconstruction term, in (0, 1) (reference: 1/8)"
+        0.125, gt=0.0, lt=1.0,
+        description="share of the draws spent on the reconstruction term, in (0, 1) (reference: 1/8); under iid the probability per draw",
+    )
+    time_sampling: TimeSampling = Field(
+        "stratified",
+        description="bound design: stratified (= antithetic; fixed reconstruction rows, stratified t), systematic (the reference's one offset), iid",
     )
     steps: int = Field(4096, ge=1, description="sampling steps (paper / sample.py: 4096); formerly sampling_steps")
     score_temp: float = Field(0.9, gt=0.0, description="score temperature of the sampler, > 0 (sample.py: 0.9)")

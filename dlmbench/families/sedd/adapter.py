@@ -6,8 +6,9 @@ diffusion on the absorbing graph, through the shared interface.
   (:func:`~.backbones.dit.sedd_log_score`); ``exp(log s[i, y])`` estimates ``p_t(x^i = y) / p_t(x)``.
 - ``conditional_nll`` / ``nll``: the DWDSE bound (:func:`dlmbench.diffusion.sedd_bound_mc`: absorbing graph,
   ``dsigma(t) * sum_masked [sum_{y != M} s_y - a log s_{x0} + a (log a - 1)]``, ``a = 1/(e^sigma - 1)``),
-  ``t ~ U[sampling_eps, 1]`` i.i.d. as SEDD's loss (``time_sampling``), context clean, ``mc_samples`` draws
-  per request, prior term excluded as in every reference number. Labelled ``upper``.
+  ``t ~ U[sampling_eps, 1]`` stratified over the ``mc_samples`` draws of a request (``time_sampling:
+  antithetic``, the default; ``iid`` is SEDD's own loss), context clean, prior term excluded as in every
+  reference number; stderr by collapsed strata (:func:`dlmbench.diffusion.montecarlo.mc_stderr`). Labelled ``upper``.
 - ``greedy_match``: SEDD read as a masked model, ``p(x0_i = y | x_t) ∝ s_y`` over the real tokens (the mask
   column dropped, as SEDD's final denoiser does), with iterative most-confident unmasking or one-shot argmax.
   The network needs a noise level; a greedy query uses the one whose masking probability equals the row's

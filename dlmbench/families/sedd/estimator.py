@@ -30,6 +30,12 @@ absorbing graph with the log-linear schedule and ``eps > 0`` a fraction ``eps`` 
 at ``t = 1``, so ``KL(p_{1|0} || all-mask) = +inf``: the finite numbers in the papers are the integral
 alone (SEDD ``losses.py:get_loss_fn``, MDLM ``diffusion.py:_sample_t`` and RADD ``losses.py`` add no prior
 term).
+
+Monte Carlo (:func:`sedd_bound_mc`): ``K`` draws per request, draw ``k`` at ``t_k = (1 - eps) v_k + eps`` with
+``x_t ~ p_{t_k|0}`` and value ``dsigma(t_k) sum_i ent_i``; the ``v_k`` are coupled by ``time_sampling``
+(default ``antithetic``: one uniform per stratum ``[k/K, (k+1)/K)``, as MDLM evaluated SEDD; ``iid`` is SEDD's
+own ``get_loss_fn``). The network is time-conditioned, so ``t`` cannot be integrated out as for MDLM. The
+standard error is :func:`~dlmbench.diffusion.montecarlo.mc_stderr` (collapsed strata for stratified draws).
 """
 
 from __future__ import annotations
@@ -223,14 +229,20 @@ def sedd_bound_mc(
     graph: Graph,
     schedule: NoiseSchedule,
     num_samples: int = 1,
-    time_sampling: TimeScheme = "iid",
+    time_sampling: TimeScheme = "antithetic",
     sampling_eps: float = 1e-3,
     batch_size: int | None = None,
 ) -> MCEstimate:
-    """``num_samples`` draws of :func:`sedd_bound` per request, seeded per request (see ``montecarlo``).
+    """``num_samples`` draws of :func:`sedd_bound` per request, seeded per request (see ``montecarlo``):
 
-    Default ``time_sampling="iid"`` is SEDD's own loss; MDLM's SEDD baseline used ``antithetic``.
-    The prior term is not included (see :func:`sedd_prior_kl`).
+        estimate = (1/K) sum_k dsigma(t_k) sum_{i scored} ent_i(x_t_k),   x_t_k ~ p_{t_k|0}(. | x0),
+
+    ``t_k = (1 - eps) v_k + eps`` with the ``v_k`` of one request coupled by ``time_sampling``
+    (:func:`~dlmbench.diffusion.timesteps.times_from_uniforms`). Default ``antithetic`` (one uniform per stratum
+    ``[k/K, (k+1)/K)``, MDLM's scheme, which MDLM's SEDD baseline also used); ``iid`` is SEDD's own
+    ``losses.py:get_loss_fn``. Same expectation either way. Standard error: collapsed strata for
+    ``antithetic``/``stratified``, the i.i.d. formula for ``iid``/``systematic``
+    (:func:`~dlmbench.diffusion.montecarlo.mc_stderr`). The prior term is not included (see :func:`sedd_prior_kl`).
     """
     check_inputs(x0, score_mask, seeds, num_samples)
     r, length = x0.shape
@@ -256,4 +268,4 @@ def sedd_bound_mc(
         "schedule": repr(schedule),
         "prior_term": "excluded",
     }
-    return summarize(draws, settings)
+    return summarize(draws, settings, time_sampling)

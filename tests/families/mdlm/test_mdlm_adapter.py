@@ -16,7 +16,7 @@ from dlmbench.families import load_model
 from dlmbench.nets.dit import mdlm_subs_log_probs
 from dlmbench.interface import ScoreRequest
 from dlmbench.errors import BadSetting, CheckpointError
-from dlmbench.diffusion.masked import mdlm_nelbo_mc
+from dlmbench.diffusion.masked import mdlm_nelbo_integrated_mc, mdlm_nelbo_mc
 from dlmbench.diffusion.schedules import LogLinearNoise
 from dlmbench.registry import Registry
 from dlmbench.seeding import request_seed
@@ -43,13 +43,19 @@ def test_card_loads_the_published_format(tiny):
     assert all(torch.equal(sd[k], v) for k, v in info["state"].items())
 
 
-def test_conditional_nll_equals_the_estimator_on_the_published_head(tiny):
-    _, _, model = tiny
+@pytest.mark.parametrize("t_estimator", ["auto", "sampled"])
+def test_conditional_nll_equals_the_estimator_on_the_published_head(tiny, t_estimator):
+    """auto on this time-agnostic checkpoint: t integrated out (mdlm_nelbo_integrated_mc); sampled: mdlm_nelbo_mc."""
+    _, spec, _ = tiny
+    model = load_model(spec.with_settings({"t_estimator": t_estimator}))
     ids = _verse_ids(model)
     reqs = [ScoreRequest((0,) + tuple(ids[:4]), tuple(ids[4:9]), seed=5), ScoreRequest((0,), tuple(ids[:7]), seed=6)]
     res = model.conditional_nll(reqs)
     assert res.bound == "upper" and res.mc_samples == 4 and res.n_tokens.tolist() == [5, 7]
-    assert res.settings["time_sampling"] == "antithetic"
+    assert res.settings["time_sampling"] == "antithetic" and res.settings["stderr"] == "collapsed_strata"
+    want = "integrated" if t_estimator == "auto" else "sampled"
+    assert res.settings["t_estimator"] == want
+    estimator = mdlm_nelbo_integrated_mc if want == "integrated" else mdlm_nelbo_mc
 
     def published(x_t, sigma):  # MDLM's SUBS parameterization, carry-over included
         return mdlm_subs_log_probs(model.backbone(x_t, sigma.float()), x_t, model.mask_id).double()
@@ -57,23 +63,28 @@ def test_conditional_nll_equals_the_estimator_on_the_published_head(tiny):
     for r, req in zip(range(2), reqs):
         x0, mask = request_row(req)
         with torch.no_grad():
-            est = mdlm_nelbo_mc(published, x0, mask, [request_seed(req.seed, "piece", 0)], mask_id=model.mask_id,
-                                schedule=LogLinearNoise(1e-3), num_samples=4, time_sampling="antithetic", sampling_eps=1e-3)
+            est = estimator(published, x0, mask, [request_seed(req.seed, "piece", 0)], mask_id=model.mask_id,
+                            schedule=LogLinearNoise(1e-3), num_samples=4, time_sampling="antithetic", sampling_eps=1e-3)
         assert res.nll[r] == pytest.approx(est.mean[0], rel=1e-5)
         assert res.stderr[r] == pytest.approx(est.stderr[0], rel=1e-4)
 
 
 def test_single_token_bound_has_the_closed_form_mean(tiny):
     """One scored token, time-agnostic model: each draw is ``1{masked} (1/t) (-log p)``, masked with probability
-    ``(1 - eps) t``, so ``E = (1 - eps)(-log p(tok | ctx, tok masked))`` exactly."""
+    ``(1 - eps) t``, so ``E = (1 - eps)(-log p(tok | ctx, tok masked))`` exactly (sampled t). With t integrated out
+    (auto) every draw is that number: ``T c_1 = E[(1/t)(1 - eps) t] = 1 - eps``."""
     _, spec, model = tiny
     ctx, tok = (0, 41, 78, 261), 324
     with torch.no_grad():
         lp = model._denoiser(torch.tensor([list(ctx) + [model.mask_id]]), None)[0, -1, tok].item()
     expect = (1 - 1e-3) * -lp
-    res = load_model(spec, batch_size=64).conditional_nll([ScoreRequest(ctx, (tok,), seed=s) for s in range(120)])
+    res = load_model(spec.with_settings({"t_estimator": "sampled"}), batch_size=64).conditional_nll(
+        [ScoreRequest(ctx, (tok,), seed=s) for s in range(120)])
     mean, se = res.nll.mean(), res.nll.std(ddof=1) / math.sqrt(len(res.nll))
     assert abs(mean - expect) < 4 * se
+    exact = load_model(spec, batch_size=64).conditional_nll([ScoreRequest(ctx, (tok,), seed=s) for s in range(3)])
+    np.testing.assert_allclose(exact.nll, expect, rtol=1e-5)
+    assert np.all(exact.stderr < 1e-6 * expect)
 
 
 def test_numbers_do_not_depend_on_batch_size(tiny):
@@ -278,3 +289,20 @@ def test_topk_decoding_sampler_is_the_reference_decoding(tiny):
     assert out.settings["nfe_per_sample"] == 4 and model.mask_id not in sum(out.tokens, [])
     noisy = model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk")  # stochastic0.5-linear, seeded
     assert noisy.tokens == model.sample(2, 8, prefix=prefix, steps=4, seed=0, sampler="topk").tokens
+
+
+def test_t_estimator_follows_the_network_and_refuses_integrating_a_timed_one(tiny):
+    """auto: integrated for a time-agnostic network, sampled for a time-conditioned one; integrated on a
+    time-conditioned network is a one-line BadSpec (its output depends on t, so t cannot be integrated out)."""
+    import dataclasses
+
+    from dlmbench.errors import BadSpec
+
+    _, spec, _ = tiny
+    model = load_model(spec)
+    assert model._t_estimator() == "integrated"
+    model.config = dataclasses.replace(model.config, time_conditioning=True)
+    assert model._t_estimator() == "sampled"
+    model.settings = model.settings.model_copy(update={"t_estimator": "integrated"})
+    with pytest.raises(BadSpec, match="time-conditioned"):
+        model._t_estimator()
