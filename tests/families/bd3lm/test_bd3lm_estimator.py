@@ -63,7 +63,7 @@ def exact_block_nelbo(denoiser, x0, score_mask, block_size, schedule_eps, sampli
         pos = [i for i in range(s, min(s + block_size, L)) if score_mask[i]]
         n = len(pos)
         for k in range(1, n + 1):
-            weight = gl_integral(lambda t: (1.0 / t) * ((1 - schedule_eps) * t) ** k * (1 - (1 - schedule_eps) * t) ** (n - k),
+            weight = gl_integral(lambda t, k=k, n=n: (1.0 / t) * ((1 - schedule_eps) * t) ** k * (1 - (1 - schedule_eps) * t) ** (n - k),
                                  sampling_eps, 1.0) / (1.0 - sampling_eps)
             for sub in itertools.combinations(pos, k):
                 x_t = x0.clone()
