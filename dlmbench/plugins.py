@@ -143,6 +143,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         loader="dlmbench.families.bd3lm.adapter:load_bd3lm",
         settings="dlmbench.families.bd3lm.settings:BD3LMSettings",
         capabilities=_DIFFUSION,  # no infill(): a block never sees the tokens after it
+        zoo="dlmbench.zoo.recipes:BD3LM",
         description="BD3-LM (Arriola et al. 2025): block diffusion, block NELBO (exact at block size 1), semi-AR block sampler",
     ),
     Family(

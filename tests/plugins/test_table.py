@@ -79,7 +79,7 @@ def test_card_validation_asks_the_table(tmp_path):
 def test_zoo_lists_and_dispatches_through_the_table():
     from dlmbench.zoo import ZooRecipe, recipe, zoo_families
 
-    assert zoo_families() == sorted(plugins.BUILTIN_NAMES - {"bd3lm"})  # bd3lm: no zoo recipe yet
+    assert zoo_families() == sorted(plugins.BUILTIN_NAMES)
     assert all(isinstance(recipe(f), ZooRecipe) for f in zoo_families())
     assert recipe("plaid").bos is False and recipe("llada").mask == "in_vocab" and recipe("ar").tokenizer_subfolder == ""
     with plugins.registered(toyfam.FAMILY):  # a family without a zoo recipe is refused by name
