@@ -106,13 +106,10 @@ def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
     return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=ctx.schedule)
 
 
-BD3LM_ZOO_BLOCK = 4  # the block size of the zoo's BD3-LM (the smallest published one)
-
-
 def bd3lm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
     """BD3-LM's block NELBO (:func:`dlmbench.families.bd3lm.estimator.block_nelbo_from_uniforms`) as bd3lms trains it:
     one time per block, antithetic across the batch's blocks (``diffusion.py:_sample_t``), masking probability
-    ``t``, weight ``1/t`` (log-linear with eps 0), one two-stream pass over ``[x_t ; x_0]``."""
+    ``t``, weight ``1/t`` (log-linear with eps 0), one two-stream pass over ``[x_t ; x_0]`` at the network's block size."""
     from dlmbench.diffusion.schedules import LogLinearNoise
     from dlmbench.diffusion.timesteps import times_from_uniforms
     from dlmbench.families.bd3lm.estimator import block_nelbo_from_uniforms, n_blocks

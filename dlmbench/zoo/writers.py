@@ -129,11 +129,12 @@ def mdlm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None
     return dit_network(cfg, n_tokens, sedd=False)
 
 
+BD3LM_ZOO_BLOCK = 4  # the block size of the zoo's BD3-LM (the smallest published one)
+
+
 def bd3lm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
-    """BD3-LM: MDLM's DiT (adaLN-Zero initialised, not time-conditioned) read with block size
-    :data:`~dlmbench.zoo.train.BD3LM_ZOO_BLOCK`."""
+    """BD3-LM: MDLM's DiT (adaLN-Zero initialised, not time-conditioned) read with block size :data:`BD3LM_ZOO_BLOCK`."""
     from dlmbench.families.bd3lm.backbone import BD3LMConfig, BD3LMNet
-    from dlmbench.zoo.train import BD3LM_ZOO_BLOCK
 
     dit = dit_network(cfg, n_tokens, sedd=False)
     net = BD3LMNet(BD3LMConfig(dit=dit.config, block_size=BD3LM_ZOO_BLOCK, attn_backend="sdpa"))
