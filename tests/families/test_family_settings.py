@@ -41,7 +41,7 @@ EXPECTED_DEFAULTS = {
               "greedy_steps": 256},
     "bd3lm": {"batch_size": 8, "block_size": None, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3,
               "noise_eps": 0.0, "greedy": "iterative_confidence", "sampler": "first_hitting", "steps": 1000,
-              "sampler_eps": 1e-5, "temperature": 1.0, "top_p": None, "precision": "float64"},
+              "sampler_eps": 1e-5, "temperature": 1.0, "top_p": None, "precision": "float64", "kv_cache": False},
 }
 FAMILIES = sorted(EXPECTED_DEFAULTS)
 

@@ -12,8 +12,8 @@
   put BOS in the context.
 - ``greedy_match``: each block decoded by most-confident unmasking (or one-shot argmax) given the clean past.
 - ``sample``: block-wise first-hitting or cached ancestral (:func:`~.samplers.block_semi_ar`), nucleus
-  ``top_p``, float64 draws, a sliding context of ``max_length``; no KV cache; no ``infill`` (a block never
-  sees the tokens after it).
+  ``top_p``, float64 draws, a sliding context of ``max_length``, optional KV cache (``kv_cache``; networks that are
+  not time-conditioned); no ``infill`` (a block never sees the tokens after it).
 - ``block_size`` (setting) reads the network at another block size than it was trained with (recorded).
 """
 
@@ -88,6 +88,26 @@ class BD3LMModel(DiffusionLM):
         lp = self._causal_denoiser(x, sigma)
         return torch.full_like(lp, float("-inf")).scatter_(-1, lp.argmax(dim=-1, keepdim=True), 0.0)
 
+    def _prefix_denoiser(self, argmax: bool):
+        """For the sampler's KV cache: ``prefix [B, P] -> denoiser`` over views that start with one of those
+        prefixes. A view row finds its cache by its prefix's tokens (the cache is a function of them alone, so
+        any equal row serves); the prefix positions get uniform log-probs, which the samplers never read."""
+
+        def factory(prefix: torch.Tensor):
+            cache = self.backbone.prefix_cache(prefix, block_size=self.block_size)
+            P = prefix.shape[1]
+
+            def den(x: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+                idx = (x[:, None, :P] == prefix[None]).all(-1).to(torch.int8).argmax(dim=1)
+                lp = self._log_probs(self.backbone.forward_cached(x[:, P:], [(k[idx], v[idx]) for k, v in cache]))
+                if argmax:
+                    lp = torch.full_like(lp, float("-inf")).scatter_(-1, lp.argmax(dim=-1, keepdim=True), 0.0)
+                return torch.cat([torch.zeros(x.shape[0], P, lp.shape[-1], dtype=lp.dtype, device=lp.device), lp], dim=1)
+
+            return den
+
+        return factory
+
     # -- likelihood ------------------------------------------------------------------------------------
     def _bound_rows(self, x0, score_mask, seeds):
         from dlmbench.families.bd3lm.estimator import block_ar_nll, block_nelbo_mc
@@ -158,6 +178,7 @@ class BD3LMModel(DiffusionLM):
         denoiser = self._causal_denoiser if temp > 0 else self._argmax_denoiser
         canvas = masked_canvas(int(n), total, self.mask_id, prefix=prompt or None, device=self.device)
         window = max(self.block_size, self.max_length // self.block_size * self.block_size)
+        use_cache = bool(st.kv_cache) and not self.config.time_conditioning
         toks, row_nfe, nfe = [], [], 0
         with torch.inference_mode():
             for s in range(0, int(n), st.batch_size):
@@ -165,13 +186,14 @@ class BD3LMModel(DiffusionLM):
                                     mask_id=self.mask_id, seeds=seeds[s: s + st.batch_size], schedule=self.schedule,
                                     sampler=st.sampler, steps=st.steps, eps=st.sampler_eps, window=window,
                                     temperature=temp if temp > 0 else 1.0,
-                                    top_p=None if top_p is None or top_p >= 1 else top_p, precision=st.precision)
+                                    top_p=None if top_p is None or top_p >= 1 else top_p, precision=st.precision,
+                                    prefix_denoiser=self._prefix_denoiser(temp <= 0) if use_cache else None)
                 toks.append(out.tokens)
                 row_nfe.append(out.row_nfe)
                 nfe += int(out.nfe)
         gen = torch.cat(toks)[:, len(prompt):].tolist()
         record = {"sampler": st.sampler, "block_size": self.block_size, "temperature": st.temperature, "top_p": st.top_p,
-                  "precision": st.precision, "kv_cache": False, "window": window,
+                  "precision": st.precision, "kv_cache": use_cache, "window": window,
                   "nfe_per_sample": float(torch.cat(row_nfe).double().mean())}
         if st.sampler != "first_hitting":
             record.update(steps_per_block=st.steps, sampler_eps=st.sampler_eps)

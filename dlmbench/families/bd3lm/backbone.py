@@ -20,7 +20,9 @@ so the output at an ``x_t`` position of block ``b`` is ``p_theta(x_0^i | x_t^{bl
 the ``x_t`` half of the output is returned. One pass scores every block.
 
 Block-causal forward (sampling, ``sample_mode=True`` without KV cache): a single stream, ``q`` attends ``k`` iff
-``b(q) >= b(k)`` (the reference slices the ``x_0``/``x_0`` quarter of the same mask).
+``b(q) >= b(k)`` (the reference slices the ``x_0``/``x_0`` quarter of the same mask). With a KV cache
+(:meth:`BD3LMNet.prefix_cache`, :meth:`BD3LMNet.forward_cached`): the clean prefix's keys and values are computed
+once, and the current block attends them and itself (exact for networks that are not time-conditioned).
 
 Published HF format (https://huggingface.co/kuleshov-group/bd3lm-owt-block_size4 etc.): ``config.json`` with
 ``model_type: bd3lm``, ``block_size``, ``vocab_size``, ``model_length``, ``hidden_dim``, ``cond_dim``, ``n_blocks``,
@@ -116,17 +118,24 @@ def two_stream_mask(length: int, block_size: int, device: torch.device | str = "
 
 
 def _masked_block(block: DDiTBlock, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor,
-                  mask: torch.Tensor) -> torch.Tensor:
+                  mask: torch.Tensor | None, past: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  record: list | None = None) -> torch.Tensor:
     """:class:`DDiTBlock`'s forward (adaLN, rotary attention, GELU MLP, gated residuals) with ``mask`` on the
-    attention scores; ``cos, sin`` are ``[S, d]`` for the ``S`` rows of ``x``."""
+    attention scores; ``cos, sin`` are ``[S, d]`` for the ``S`` rows of ``x``. ``past``: cached keys and values
+    ``[B, heads, P, d]`` (rotary applied) that every row of ``x`` also attends; ``record``: a list that receives
+    this layer's ``(k, v)``."""
     shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = block.adaLN_modulation(c)[:, None].chunk(6, dim=2)
     h = modulate(block.norm1(x), shift_a, scale_a)
     B, S, H = h.shape
     q, k, v = block.attn_qkv(h).view(B, S, 3, block.n_heads, H // block.n_heads).unbind(dim=2)
     with torch.autocast(device_type=h.device.type, enabled=False):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2).to(q.dtype),
-                                         attn_mask=mask)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2).to(q.dtype)
+    if record is not None:
+        record.append((k, v))
+    if past is not None:
+        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     att = att.transpose(1, 2).reshape(B, S, H)
     x = x + gate_a * F.dropout(block.attn_out(att), p=block.dropout, training=block.training)
     mlp = block.mlp(modulate(block.norm2(x), shift_m, scale_m))
@@ -182,6 +191,37 @@ class BD3LMNet(DiT):
         cos, sin = self.rotary_emb(L)
         mask = block_causal_mask(L, int(block_size or self.block_size), x.device)
         return self._run(x, sigma, cos, sin, mask, L, None)
+
+    def prefix_cache(self, prefix: torch.Tensor, *, block_size: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the keys and values (rotary applied) of a clean ``prefix [B, P]`` under the block-causal
+        mask: what every later block attends. Exact to reuse only for a network that is not time-conditioned (the
+        adaLN modulation of the prefix would otherwise change with the noise level)."""
+        if self.config.time_conditioning:
+            raise ValueError("a KV cache needs a network that is not time-conditioned")
+        P = prefix.shape[1]
+        cos, sin = self.rotary_emb(P)
+        mask = block_causal_mask(P, int(block_size or self.block_size), prefix.device)
+        x = self.vocab_embed(prefix)
+        c = self.condition(self._sigma(None, prefix.shape[0], prefix.device))
+        cache: list = []
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            for block in self.blocks:
+                x = _masked_block(block, x, cos, sin, c, mask, record=cache)
+        return cache
+
+    def forward_cached(self, block_ids_: torch.Tensor, cache: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Raw logits ``[B, S, V]`` of one block ``[B, S]`` that follows the prefix of ``cache`` (positions
+        ``P..P+S-1``): the block attends the cached prefix and itself. Equals the block's rows of
+        :meth:`forward_block_causal` over ``prefix + block``."""
+        P, S = cache[0][0].shape[2], block_ids_.shape[1]
+        cos, sin = self.rotary_emb(P + S)
+        cos, sin = cos[P:], sin[P:]
+        x = self.vocab_embed(block_ids_)
+        c = self.condition(self._sigma(None, block_ids_.shape[0], block_ids_.device))
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            for block, past in zip(self.blocks, cache):
+                x = _masked_block(block, x, cos, sin, c, None, past=past)
+            return self.output_layer(x, c)
 
     def forward(self, input_ids: torch.Tensor, sigma=None, positions: torch.Tensor | None = None) -> torch.Tensor:
         """The reference's training call: ``input_ids`` is ``[x_t ; x_0]`` of length ``2L``; logits of ``x_t``."""

@@ -19,8 +19,11 @@ Nucleus (``top_p``) and temperature act on the clean-token distribution, categor
 (the reference's sliding context of ``model_length`` tokens). Randomness: block ``b`` of row ``r`` draws from
 ``request_seed(seeds[r], "block", b)`` only, so a row does not depend on its neighbours or the batch size.
 
-No KV cache: each network call re-reads the clean past of the view (the reference's ``kv_cache: False`` path;
-the same numbers, more compute). A cache across blocks is left for later.
+KV cache (``prefix_denoiser``, the reference's ``sampling.kv_cache``): for each block the clean past of the view is
+run through the network once (``prefix_denoiser(prefix)`` returns a denoiser over views with that prefix), and each
+call then runs the block alone against the cached keys and values: the same conditionals, up to float rounding.
+Without it every call re-reads the clean past. The cache is rebuilt per block (one pass over the view's prefix),
+not extended incrementally.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def block_semi_ar(
     top_p: float | None = None,
     precision: str = "float64",
     final: str | None = "argmax",
+    prefix_denoiser: Callable[[torch.Tensor], Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]] | None = None,
 ) -> SamplerOutput:
     """Fill the ``mask_id`` positions of ``x [B, L]`` block by block (module docstring). Returns the tokens,
     the batched network calls summed over blocks, and each row's calls."""
@@ -72,11 +76,12 @@ def block_semi_ar(
             continue
         start = max(0, -(-(e - win) // bs) * bs)  # a block boundary, at most `window` tokens before e
         view = x[:, start:e]
+        den = prefix_denoiser(view[:, : s - start]) if prefix_denoiser is not None and s > start else denoiser
         block_seeds = [request_seed(int(sd), "block", blk) for sd in seeds]
         if sampler == "first_hitting":
-            out = first_hitting(denoiser, view, seeds=block_seeds, **common)
+            out = first_hitting(den, view, seeds=block_seeds, **common)
         else:
-            out = mdlm_ancestral(denoiser, view, steps=steps, eps=eps, cache=sampler == "ddpm_cache", final=final,
+            out = mdlm_ancestral(den, view, steps=steps, eps=eps, cache=sampler == "ddpm_cache", final=final,
                                  seeds=block_seeds, **common)
         if not torch.equal(out.tokens[:, : s - start], view[:, : s - start]):  # pragma: no cover - sampler contract
             raise RuntimeError("a block sampler changed the clean past")

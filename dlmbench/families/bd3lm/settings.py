@@ -40,6 +40,8 @@ class BD3LMSettings(Settings):
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature, >= 0 (0: argmax tokens)")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="nucleus sampling mass in (0, 1]; null: off (gen-PPL scripts: 0.9)")
     precision: Precision = Field("float64", description=PRECISION_DOC)
+    kv_cache: bool = Field(
+        False, description="sampling: cache the clean past's keys/values per block (same conditionals; reference default off, gen-PPL scripts on)")
 
 
 __all__ = ["BD3LMSettings", "SAMPLERS", "Sampler"]

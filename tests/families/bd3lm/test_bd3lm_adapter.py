@@ -133,3 +133,17 @@ def test_cli_runs_kjv_end_to_end(tiny, tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     ppl = next(r for r in rows if r["metric"] == "perplexity")
     assert ppl["bound"] == "upper" and ppl["family"] == "bd3lm" and ppl["n"] > 0 and 1 < ppl["value"] < math.inf
+
+
+@pytest.mark.parametrize(("sampler", "temperature"), [("first_hitting", 1.0), ("ddpm_cache", 1.0), ("first_hitting", 0.0)])
+def test_kv_cache_draws_the_same_samples(tiny, sampler, temperature):
+    info, _spec, _model = tiny
+    card = {**info["card"], "name": "tiny-bd3lm-f64", "dtype": "float64"}
+    write_card(info["specs"], card)
+    model = load_model(Registry.default([info["specs"]]).model("tiny-bd3lm-f64"))
+    prefix = [0] + ids(model, 5)
+    kw = dict(prefix=prefix, seed=8, sampler=sampler, steps=6, temperature=temperature)
+    a = model.sample(3, 40, kv_cache=False, **kw)  # 46 tokens through 32 positions: the window slides too
+    b = model.sample(3, 40, kv_cache=True, **kw)
+    assert b.settings["kv_cache"] is True and a.settings["kv_cache"] is False
+    assert a.tokens == b.tokens

@@ -120,3 +120,13 @@ def test_unsupported_configs_are_one_line_errors(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps({**data, key: value}))
         with pytest.raises(CheckpointError, match=match):
             load_bd3lm_backbone(tmp_path)
+
+
+def test_kv_cache_gives_the_block_causal_logits(tiny):
+    *_, net, _cfg, _prov = tiny
+    xt, x0 = rows(3)
+    for s in (4, 8, 12):
+        x = torch.cat([x0[:, :s], xt[:, s:s + 4]], dim=1)
+        want = net.forward_block_causal(x)[:, s:]
+        got = net.forward_cached(xt[:, s:s + 4], net.prefix_cache(x0[:, :s]))
+        assert torch.allclose(got, want, atol=1e-10, rtol=0)
