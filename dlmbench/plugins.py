@@ -139,6 +139,14 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         description="LLaDA (Nie et al. 2025): masked diffusion bound, low-confidence remasking in blocks",
     ),
     Family(
+        "bd3lm",
+        loader="dlmbench.families.bd3lm.adapter:load_bd3lm",
+        settings="dlmbench.families.bd3lm.settings:BD3LMSettings",
+        capabilities=_DIFFUSION,  # no infill(): a block never sees the tokens after it
+        zoo="dlmbench.zoo.recipes:BD3LM",
+        description="BD3-LM (Arriola et al. 2025): block diffusion, block NELBO (exact at block size 1), semi-AR block sampler",
+    ),
+    Family(
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
         settings="dlmbench.families.plaid.settings:PlaidSettings",

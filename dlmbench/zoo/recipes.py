@@ -1,4 +1,4 @@
-"""The zoo recipes of the five built-in families: network, training loss, published-format writer, card text.
+"""The zoo recipes of the built-in families: network, training loss, published-format writer, card text.
 
 Each is named by its family's record in the family table (``Family.zoo = "dlmbench.zoo.recipes:MDLM"``,
 :mod:`dlmbench.plugins`), so the zoo's command, trainer, writers and card builder read the table instead of
@@ -11,13 +11,15 @@ sampling steps for 128-token models (names as in ``mdlm-owt.yaml`` / ``sedd-smal
 from __future__ import annotations
 
 from dlmbench.zoo import ZooRecipe
-from dlmbench.zoo.train import _plaid_param_groups, ar_loss, llada_loss, mdlm_loss, plaid_loss, sedd_loss
+from dlmbench.zoo.train import _plaid_param_groups, ar_loss, bd3lm_loss, llada_loss, mdlm_loss, plaid_loss, sedd_loss
 from dlmbench.zoo.writers import (
+    bd3lm_network,
     gpt2_network,
     llada_network,
     mdlm_network,
     plaid_network,
     sedd_network,
+    write_bd3lm,
     write_gpt2,
     write_llada,
     write_mdlm,
@@ -80,4 +82,15 @@ PLAID = ZooRecipe(
     bos=False,
     param_groups=_plaid_param_groups,
     size_note="{embed_dim}-dim token embeddings, ",
+)
+
+BD3LM = ZooRecipe(
+    network=bd3lm_network,
+    loss=bd3lm_loss,
+    write=write_bd3lm,
+    text=("BD3-LM: MDLM's DiT (bidirectional within a block, rotary, adaLN; not time-conditioned like the "
+          "bd3lm-owt cards) with block size 4 and the block-causal x_t ⊕ x_0 attention, trained with the block NELBO"),
+    loss_text="BD3-LM block NELBO (one t per block, antithetic, masking probability t, weight 1/t)",
+    card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001},
+    mask="appended",
 )

@@ -106,6 +106,30 @@ def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
     return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=ctx.schedule)
 
 
+def bd3lm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    """BD3-LM's block NELBO (:func:`dlmbench.families.bd3lm.estimator.block_nelbo_from_uniforms`) as bd3lms trains it:
+    one time per block, antithetic across the batch's blocks (``diffusion.py:_sample_t``), masking probability
+    ``t``, weight ``1/t`` (log-linear with eps 0), one two-stream pass over ``[x_t ; x_0]`` at the network's block size."""
+    from dlmbench.diffusion.schedules import LogLinearNoise
+    from dlmbench.diffusion.timesteps import times_from_uniforms
+    from dlmbench.families.bd3lm.estimator import block_nelbo_from_uniforms, n_blocks
+
+    bs = int(net.block_size)
+    rows, length = x.shape
+    nb = n_blocks(length, bs)
+    u_t = torch.rand(rows * nb, generator=g, dtype=torch.float64, device=g.device).to(x.device)
+    t = times_from_uniforms(u_t, "antithetic", ctx.sampling_eps).reshape(rows, nb)
+    u = torch.rand(x.shape, generator=g, dtype=torch.float64, device=g.device).to(x.device)
+
+    def denoiser(x_t: torch.Tensor, x0: torch.Tensor, sigma) -> torch.Tensor:
+        logits = net.forward_two_stream(x_t, x0).float()
+        logits[..., ctx.mask_id] = float("-inf")
+        return torch.log_softmax(logits, dim=-1)
+
+    return block_nelbo_from_uniforms(denoiser, x, _score_mask(x, ctx), t, u, block_size=bs, mask_id=ctx.mask_id,
+                                     schedule=LogLinearNoise(0.0))
+
+
 def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
     from dlmbench.nets.dit import sedd_log_score
     from dlmbench.families.sedd.estimator import AbsorbingGraph, sedd_bound

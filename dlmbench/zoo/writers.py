@@ -129,6 +129,19 @@ def mdlm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None
     return dit_network(cfg, n_tokens, sedd=False)
 
 
+BD3LM_ZOO_BLOCK = 4  # the block size of the zoo's BD3-LM (the smallest published one)
+
+
+def bd3lm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    """BD3-LM: MDLM's DiT (adaLN-Zero initialised, not time-conditioned) read with block size :data:`BD3LM_ZOO_BLOCK`."""
+    from dlmbench.families.bd3lm.backbone import BD3LMConfig, BD3LMNet
+
+    dit = dit_network(cfg, n_tokens, sedd=False)
+    net = BD3LMNet(BD3LMConfig(dit=dit.config, block_size=BD3LM_ZOO_BLOCK, attn_backend="sdpa"))
+    net.load_state_dict(dit.state_dict())
+    return net
+
+
 def sedd_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
     return dit_network(cfg, n_tokens, sedd=True)
 
@@ -225,6 +238,12 @@ def write_mdlm(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
     from dlmbench.nets.dit_writer import write_mdlm_hub_folder
 
     write_mdlm_hub_folder(folder, net.config, state=_cpu_state(net, dtype))
+
+
+def write_bd3lm(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.families.bd3lm.writer import write_bd3lm_hub_folder
+
+    write_bd3lm_hub_folder(folder, net.bd3lm_config, state=_cpu_state(net, dtype))
 
 
 def write_sedd(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:

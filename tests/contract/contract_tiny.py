@@ -5,7 +5,7 @@ Each factory writes its checkpoint on first use into one temporary folder (remov
 and then loads it through the family's loader from the table, as a card would: the same writers the family
 tests use (``tests/tiny_zoo.py``: GPT-2 in the HF folder format; ``tests/tiny_dit.py``: MDLM's and SEDD's hub
 folders; ``dlmbench/families/llada/writer.py``: LLaDA's sharded safetensors; ``dlmbench/families/plaid/writer.py``:
-Plaid's released ``*.pt`` files).
+Plaid's released ``*.pt`` files; ``tests/tiny_bd3lm.py``: BD3-LM's hub folder).
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def _dit(family: str) -> Callable[[Path], dict[str, Any]]:
     return write
 
 
+def _bd3lm(root: Path) -> dict[str, Any]:
+    from tiny_bd3lm import make_tiny_bd3lm
+
+    card = make_tiny_bd3lm(root, block_size=4, max_length=32)["card"]  # mc_samples 4, batch_size 4
+    return {k: card[k] for k in ("checkpoint", "tokenizer", "max_length", "settings")}
+
+
 def _llada(root: Path) -> dict[str, Any]:
     from dlmbench.families.llada.writer import write_tiny_llada
 
@@ -73,6 +80,7 @@ WRITERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "sedd": _dit("sedd"),
     "llada": _llada,
     "plaid": _plaid,
+    "bd3lm": _bd3lm,
 }
 
 

@@ -16,6 +16,7 @@ SAMPLE_KWARGS = {
     "sedd": {"steps": 4},
     "llada": {"steps": 4, "temperature": 1.0},
     "plaid": {"steps": 4},
+    "bd3lm": {"steps": 4},
 }
 
 EXPECTED_FAILURES = {

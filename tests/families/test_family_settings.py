@@ -39,6 +39,9 @@ EXPECTED_DEFAULTS = {
     "plaid": {"batch_size": 8, "mc_samples": 32, "reconst_prob": 0.125, "time_sampling": "stratified", "steps": 4096, "score_temp": 0.9,
               "initial_noise_scale": 1.0, "sampler": "ancestral", "guidance_weight": 2.0, "greedy": "replacement_ddim",
               "greedy_steps": 256},
+    "bd3lm": {"batch_size": 8, "block_size": None, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3,
+              "noise_eps": 0.0, "greedy": "iterative_confidence", "sampler": "first_hitting", "steps": 1000,
+              "sampler_eps": 1e-5, "temperature": 1.0, "top_p": None, "precision": "float64", "kv_cache": False},
 }
 FAMILIES = sorted(EXPECTED_DEFAULTS)
 
@@ -107,7 +110,7 @@ def test_every_field_is_documented(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_adapter_reads_the_class_the_table_names(name):
-    adapter = {"ar": "ARModel", "mdlm": "MDLMModel", "sedd": "SEDDModel", "llada": "LLaDAModel", "plaid": "PlaidModel"}[name]
+    adapter = {"ar": "ARModel", "mdlm": "MDLMModel", "sedd": "SEDDModel", "llada": "LLaDAModel", "plaid": "PlaidModel", "bd3lm": "BD3LMModel"}[name]
     import importlib
 
     cls = getattr(importlib.import_module(f"dlmbench.families.{name}.adapter"), adapter)

@@ -145,6 +145,14 @@ def test_checkpoint_gives_the_in_memory_logits(family, trained, tok, corpus):
             gamma = net.gamma(torch.full((x.shape[0],), 0.3, dtype=torch.float64))
             x_sc = torch.rand(z.shape, generator=torch.Generator().manual_seed(1))
             want, got = res.net.denoise(z, gamma, x_sc)[0], net.denoise(z, gamma, x_sc)[0]
+        elif family == "bd3lm":
+            from dlmbench.families.bd3lm.backbone import load_bd3lm_backbone
+
+            net, config, _ = load_bd3lm_backbone(folder)
+            assert config.mask_index == tok.get_vocab_size() == res.ctx.mask_id and config.block_size == 4
+            x_t = x.clone()
+            x_t[:, 2:4] = res.ctx.mask_id
+            want, got = res.net.forward_two_stream(x_t, x), net.forward_two_stream(x_t, x)
         else:
             from dlmbench.families.llada.loader import load_llada_backbone
 
@@ -188,7 +196,7 @@ def test_ar_card_loads_through_load_model(tmp_path, corpus, tok):
     assert got.bound == "exact"
 
 
-@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid"])
+@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid", "bd3lm"])
 def test_diffusion_card_loads_through_load_model(family, tmp_path, tok):
     """The family's zoo card loads through its adapter and gives a finite bound."""
     from dlmbench.families import load_model

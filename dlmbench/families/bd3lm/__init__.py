@@ -1,0 +1,1 @@
+"""families/bd3lm: block diffusion (Arriola et al. 2025)."""
