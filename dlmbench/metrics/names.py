@@ -21,6 +21,8 @@ REFERENCE_ENTROPY = "reference_entropy"
 LOW_ENTROPY_FLAG = "low_entropy_flag"
 NFE = "nfe"
 SECONDS_PER_SAMPLE = "seconds_per_sample"
+#: generated tokens per second of wall time (n_samples · length / generation seconds; higher is faster)
+TOKENS_PER_SECOND = "tokens_per_second"
 MAUVE = "mauve"
 MAUVE_STAR = "mauve_star"
 FRONTIER_INTEGRAL = "frontier_integral"

@@ -65,7 +65,7 @@ def chart_rows(df) -> dict[str, int]:
     frontier_runs = set(df[metric.isin(QUALITY_METRICS)]["run_id"]) & set(df[metric == M.NFE]["run_id"])
     return {
         "intervals": int(metric.isin(INTERVAL_METRICS).sum()),
-        "frontier": int((df["run_id"].isin(frontier_runs) & metric.isin((*QUALITY_METRICS, M.NFE, M.SECONDS_PER_SAMPLE, M.ENTROPY))).sum()),
+        "frontier": int((df["run_id"].isin(frontier_runs) & metric.isin((*QUALITY_METRICS, M.NFE, M.SECONDS_PER_SAMPLE, M.TOKENS_PER_SECOND, M.ENTROPY))).sum()),
         "reasoning": int(metric.isin(REASONING_METRICS).sum()),
         "reversal": int(metric.isin(REVERSAL_METRICS).sum()),
     }
@@ -194,8 +194,9 @@ def _value(df, run_id: str, metric: str) -> tuple[float | None, float | None]:
 
 
 def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
-    """Per sampling task: quality (gen-PPL or MAUVE) against NFE and seconds per sample, and entropy against
-    NFE with the real-text entropy; low-entropy points ringed in red."""
+    """Per sampling task: quality (gen-PPL or MAUVE) against NFE and against generated tokens per second (seconds
+    per sample for runs that predate the tokens/s metric), and entropy against NFE with the real-text entropy;
+    low-entropy points ringed in red."""
     quality = next((m for m in QUALITY_METRICS if (tdf["metric"] == m).any()), None)
     if quality is None or not (tdf["metric"] == M.NFE).any():
         return None
@@ -204,9 +205,12 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
     from matplotlib.ticker import NullFormatter
 
     has_entropy = (tdf["metric"] == M.ENTROPY).any()
+    has_rate = (tdf["metric"] == M.TOKENS_PER_SECOND).any()
     has_seconds = (tdf["metric"] == M.SECONDS_PER_SAMPLE).any()
     panels = [(M.NFE, "function evaluations per sample (NFE)", quality)]
-    if has_seconds:
+    if has_rate:
+        panels.append((M.TOKENS_PER_SECOND, "generated tokens per second", quality))
+    elif has_seconds:
         panels.append((M.SECONDS_PER_SAMPLE, "seconds per sample", quality))
     if has_entropy:
         panels.append((M.NFE, "function evaluations per sample (NFE)", M.ENTROPY))
@@ -220,10 +224,11 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
         for rid in mdf["run_id"].unique():
             nfe, _ = _value(mdf, rid, M.NFE)
             sec, _ = _value(mdf, rid, M.SECONDS_PER_SAMPLE)
+            rate, _ = _value(mdf, rid, M.TOKENS_PER_SECOND)
             q, qse = _value(mdf, rid, quality)
             ent, ese = _value(mdf, rid, M.ENTROPY)
             flag, _ = _value(mdf, rid, M.LOW_ENTROPY_FLAG)
-            pts.append({M.NFE: nfe, M.SECONDS_PER_SAMPLE: sec, quality: q, f"{quality}_se": qse, M.ENTROPY: ent,
+            pts.append({M.NFE: nfe, M.SECONDS_PER_SAMPLE: sec, M.TOKENS_PER_SECOND: rate, quality: q, f"{quality}_se": qse, M.ENTROPY: ent,
                         f"{M.ENTROPY}_se": ese, "flag": bool(flag)})
         for ax, (xm, _xl, ym) in zip(axes[0], panels):
             sel = sorted((p for p in pts if p[xm] is not None and p[ym] is not None), key=lambda p: p[xm])
@@ -242,7 +247,7 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
     for ax, (_xm, xl, ym) in zip(axes[0], panels):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(xl + " (lower is cheaper)")
+        ax.set_xlabel(xl + (" (higher is faster)" if _xm == M.TOKENS_PER_SECOND else " (lower is cheaper)"))
         if ym == M.ENTROPY:
             ax.set_ylabel("unigram entropy of samples (nats)")
             if not ref.empty:

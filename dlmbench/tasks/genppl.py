@@ -131,6 +131,8 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
         MetricValue(names.NFE, float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
         MetricValue(names.SECONDS_PER_SAMPLE, gen_seconds / max(n, 1), None, n, "exact", False, {}),
+        MetricValue(names.TOKENS_PER_SECOND, n * length / max(gen_seconds, 1e-9), None, n, "exact", True,
+                    {"tokens": int(n * length)}),
     ]
     examples = [
         {"index": i, "tokens": samples[i], "text": out.texts[i] if i < len(out.texts) else None, "nll": nll[i], "n_tokens": ntok[i], "entropy": float(ent[i])}

@@ -30,6 +30,13 @@ def test_every_chart_matches_rows_of_the_committed_baselines(baselines):
         assert f.png.startswith(b"\x89PNG") and "<svg" in f.svg
 
 
+def test_the_frontier_plots_quality_against_nfe_and_tokens_per_second(baselines):
+    """Speed-quality frontier (issue "leaderboard"): gen-PPL against NFE and against generated tokens per second."""
+    assert (baselines["metric"] == names.TOKENS_PER_SECOND).any(), "the speed-quality baseline has no tokens/s rows"
+    fig = next(f for f in plots(baselines) if f.name == "frontier_genppl-kjv")
+    assert "generated tokens per second" in fig.svg and "function evaluations per sample" in fig.svg
+
+
 def test_bounds_are_drawn_and_labelled_with_le(baselines):
     fig = next(f for f in plots(baselines) if f.name == "intervals_kjv")
     assert "≤" in fig.svg and "upper bound" in fig.svg

@@ -93,6 +93,9 @@ def _check_common(out, gen, task, seed):
     assert rows["reference_entropy"].value == pytest.approx(ref, abs=1e-12) and rows["reference_entropy"].n == max(N, 8)
     margin = task.settings.get("entropy_margin", 0.2)
     assert rows["low_entropy_flag"].value == float(ent.mean() < ref - margin)
+    # cost: generated tokens per second is the same wall time as seconds per sample, per token
+    assert rows["tokens_per_second"].value * rows["seconds_per_sample"].value == pytest.approx(LENGTH, rel=1e-9)
+    assert rows["tokens_per_second"].higher_is_better and rows["tokens_per_second"].settings["tokens"] == N * LENGTH
     return rows, samples
 
 
