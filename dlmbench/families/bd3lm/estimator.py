@@ -130,7 +130,8 @@ def block_nelbo_mc(
 
     draws = evaluate_in_chunks(chunk, r * num_samples, batch_size).reshape(r, num_samples)
     return summarize(draws, {"estimator": "bd3lm_block_nelbo", "block_size": int(block_size), "mc_samples": num_samples,
-                             "time_sampling": time_sampling, "sampling_eps": sampling_eps, "schedule": repr(schedule)})
+                             "time_sampling": time_sampling, "sampling_eps": sampling_eps, "schedule": repr(schedule)},
+                     time_sampling)  # draw k lies in stratum k of every block: the stderr of that design (montecarlo.mc_stderr)
 
 
 def block_ar_nll(denoiser: BlockDenoiser, x0: torch.Tensor, score_mask: torch.Tensor, *, mask_id: int) -> torch.Tensor:
