@@ -65,7 +65,7 @@ def _short_settings(skey: str) -> str:
     reasoning tasks' greedy decoding) take precedence over the model card's defaults of the same name."""
     s = json.loads(skey)
     keep = {}
-    for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "greedy_method", "top_p", "temperature",
+    for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "t_estimator", "greedy_method", "top_p", "temperature",
               "topk_strategy"):
         if f"sampler.{k}" in s:
             keep[k] = s[f"sampler.{k}"]
