@@ -171,23 +171,29 @@ def mask_id_for(vocab_size: int) -> int | None:
     return BERT_MASK_ID if vocab_size == BERT_VOCAB else None
 
 
+def dit_fields_from_hf(data: Mapping[str, Any], *, cond_dim_default: int, mask_id: int | None) -> DiTConfig:
+    """``DiTConfig`` from the DiT fields shared by the HF configs of MDLM and BD3-LM (``hidden_dim``,
+    ``cond_dim``, ``n_blocks``, ``n_heads``, ``model_length``, ``dropout``, ``time_conditioning``, ``vocab_size``),
+    with each config class's defaults; raises ``TypeError``/``ValueError`` on a malformed value."""
+    return DiTConfig(
+        vocab_size=int(data.get("vocab_size", 50258)),
+        hidden_size=int(data.get("hidden_dim", 768)),
+        cond_dim=int(data.get("cond_dim", cond_dim_default)),
+        n_blocks=int(data.get("n_blocks", 12)),
+        n_heads=int(data.get("n_heads", 12)),
+        length=int(data.get("model_length", 1024)),
+        dropout=float(data.get("dropout", 0.1)),
+        time_conditioning=bool(data.get("time_conditioning", False)),
+        scale_by_sigma=False,
+        mask_id=mask_id,
+    )
+
+
 def mdlm_config_from_hf(data: Mapping[str, Any]) -> DiTConfig:
     """``DiTConfig`` from the HF ``MDLMConfig`` fields (defaults as in ``configuration_mdlm.py``, except
     ``cond_dim`` whose class default 129 is overridden to 128 by every published ``config.json``)."""
     try:
-        vocab = int(data.get("vocab_size", 50258))
-        return DiTConfig(
-            vocab_size=vocab,
-            hidden_size=int(data.get("hidden_dim", 768)),
-            cond_dim=int(data.get("cond_dim", 128)),
-            n_blocks=int(data.get("n_blocks", 12)),
-            n_heads=int(data.get("n_heads", 12)),
-            length=int(data.get("model_length", 1024)),
-            dropout=float(data.get("dropout", 0.1)),
-            time_conditioning=bool(data.get("time_conditioning", False)),
-            scale_by_sigma=False,
-            mask_id=mask_id_for(vocab),
-        )
+        return dit_fields_from_hf(data, cond_dim_default=128, mask_id=mask_id_for(int(data.get("vocab_size", 50258))))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"MDLM config.json does not describe a DiT: {e}") from None
 

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from dlmbench.errors import CheckpointError
 from dlmbench.nets.dit import DDiTBlock, DiT, DiTConfig, apply_rotary, expected_shapes, modulate
+from dlmbench.nets.dit_checkpoints import dit_fields_from_hf
 
 PREFIX = "backbone."
 EPS_BUFFERS = ("sampling_eps_min", "sampling_eps_max")
@@ -243,19 +244,8 @@ def config_from_hf(data: dict[str, Any]) -> BD3LMConfig:
     if data.get("causal", False):
         raise CheckpointError("BD3-LM config.json has causal: true (the AR baseline); load it with family ar")
     try:
-        vocab = int(data.get("vocab_size", 50258))
-        dit = DiTConfig(
-            vocab_size=vocab,
-            hidden_size=int(data.get("hidden_dim", 768)),
-            cond_dim=int(data.get("cond_dim", 129)),
-            n_blocks=int(data.get("n_blocks", 12)),
-            n_heads=int(data.get("n_heads", 12)),
-            length=int(data.get("model_length", 1024)),
-            dropout=float(data.get("dropout", 0.1)),
-            time_conditioning=bool(data.get("time_conditioning", False)),
-            scale_by_sigma=False,
-            mask_id=None,  # GPT-2 convention: the mask is the last row
-        )
+        # GPT-2 convention: the mask is the last row; cond_dim's class default is 129 (configuration_bd3lm.py)
+        dit = dit_fields_from_hf(data, cond_dim_default=129, mask_id=None)
         return BD3LMConfig(
             dit=dit,
             block_size=int(data.get("block_size", 1)),
