@@ -41,13 +41,14 @@ class ZooEntry:
         return f"zoo-{self.name}"
 
 
-# build order: AR and MDLM first (the issue's priority), then SEDD, the LLaDA-style model and Plaid
+# build order: AR and MDLM first (the issue's priority), then SEDD, the LLaDA-style model, Plaid and BD3-LM
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("ar", "kjv"),
     ZooEntry("mdlm", "kjv"),
     ZooEntry("sedd", "kjv"),
     ZooEntry("llada", "kjv"),
     ZooEntry("plaid", "kjv", "tiny-plaid"),
+    ZooEntry("bd3lm", "kjv"),
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),
