@@ -23,6 +23,7 @@ from dlmbench.runner.execute import execute
 from dlmbench.runner.devices import check_device
 from dlmbench.runner.resolve import cache_key, resolve
 from dlmbench.runner.suite import Job, SuiteSummary, expand_suite, load_suite
+from dlmbench.specs.settings import check_batch_size
 from dlmbench.store import MetricRow, RunRecord
 
 __all__ = ["SuiteRun", "cache_key", "evaluate", "execute", "plan_suite", "resolve", "run_suite"]
@@ -34,7 +35,7 @@ def evaluate(
     *,
     seed: int = 0,
     limit: int | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     device: str = "cpu",
     out: str | Path = "results",
     settings: Mapping[str, Any] | None = None,
@@ -48,6 +49,8 @@ def evaluate(
     A user mistake (unknown name, bad setting, a results folder that cannot be written) raises one
     :class:`~dlmbench.errors.DlmbenchError` before any model loads; a failure while running raises as it happened.
     """
+    if batch_size is not None:
+        batch_size = check_batch_size(batch_size, "batch_size")  # a positive integer or "auto"
     run = resolve(model, task, settings=settings, seed=seed, limit=limit, specs=specs, registry=registry)
     if loaded_model is None:
         check_device(device)
@@ -115,7 +118,7 @@ def run_suite(
     registry: Registry | None = None,
     backend: str = "local",
     device: str = "cpu",
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     force: bool = False,
     progress: str = "off",
     slurm: Any = None,
@@ -138,6 +141,8 @@ def run_suite(
     if backend == "local":  # other backends run on machines this one cannot see (dlmbench/runner/devices.py)
         check_device(device)
     store.check_writable(out)  # a read-only --out fails before any work, not after the whole job
+    if batch_size is not None:
+        batch_size = check_batch_size(batch_size, "batch_size")
     opts = JobOptions(out=str(out), device=device, batch_size=batch_size, force=force)
     summary = run_with_backend(jobs, opts, backend=backend, progress=progress, slurm=slurm, ray=ray, log=log)
     return SuiteRun(list(jobs), summary)

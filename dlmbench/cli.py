@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="list the jobs and which are cached, run nothing")
     run.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N documents/examples")
     run.add_argument("--seed", type=int, default=None, help="run seed for every Monte Carlo draw and sample (default 0, or the suite's seeds)")
-    run.add_argument("--batch-size", type=int, default=None, metavar="B", help="requests per forward pass (does not change results)")
+    run.add_argument("--batch-size", default=None, metavar="B|auto", help="rows per forward pass, or auto: the largest that fits the device, probed once per model and sequence length and cached (does not change results)")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     run.add_argument("--out", default="results", metavar="DIR", help="results root (default results/)")
     run.add_argument(
@@ -428,8 +428,10 @@ def cmd_run(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise BadSpec(f"--limit must be a positive integer, not {args.limit}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise BadSpec(f"--batch-size must be a positive integer, not {args.batch_size}")
+    if args.batch_size is not None:
+        from dlmbench.specs.settings import check_batch_size
+
+        args.batch_size = check_batch_size(args.batch_size, "--batch-size")
     if args.suite and (args.model or args.task):
         raise BadSpec("give either --suite or --model/--task, not both")
     if not args.suite and not (args.model and args.task):

@@ -98,7 +98,8 @@ def toy_run(toy_specs, tmp_path, capsys):
 
 SETTING_MISTAKES = [
     ("toy-text", ["--set", "stpes=64"], "error: model toy-model (toyset): unknown setting 'stpes' = 64; did you mean 'steps'?"),
-    ("toy-text", ["--set", "batch_size=abc"], "setting 'batch_size' = 'abc' is not allowed: Input should be a valid integer"),
+    ("toy-text", ["--set", "batch_size=abc"], "batch_size must be a positive integer or 'auto', not 'abc'"),
+    ("toy-text", ["--set", "batch_size=auot"], "not 'auot'; did you mean 'auto'?"),
     ("toy-text", ["--set", "temperature=-1"], "setting 'temperature' = -1 is not allowed: Input should be greater than or equal to 0"),
     ("toy-text", ["--set", "max_length=100000"], "'max_length' = 100000 is larger than the card's context length 64"),
     ("toy-text", ["--set", "sampler=bogus"], "setting 'sampler' = 'bogus' is not allowed: Input should be 'ancestral' or 'topk'"),

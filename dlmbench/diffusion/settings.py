@@ -39,7 +39,7 @@ TIME_SAMPLING: tuple[str, ...] = ("iid", "antithetic", "stratified", "systematic
 #: a probability-like epsilon in ``[0, 1)`` (time / noise floors)
 UnitEps = Annotated[float, Field(ge=0.0, lt=1.0)]
 
-BATCH_SIZE_DOC = "rows (request x Monte Carlo draw, or samples) per network call; does not change a number"
+BATCH_SIZE_DOC = "rows (request x Monte Carlo draw, or samples) per network call, or auto (the largest that fits the device); does not change a number"
 PRECISION_DOC = "dtype of the categorical draws: float64 (default) or float32 (the reference's Gumbel noise)"
 
 

@@ -43,6 +43,7 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "n_skipped",
     "skipped",
     "batch_size",
+    "batch_size_auto",
     "device",
     "task_settings.regress",
     # where the tokenizer files sit on this machine (an absolute path for local cards); which model and

@@ -35,6 +35,7 @@ IGNORED_SETTINGS: tuple[str, ...] = (
     "n_examples",
     "n_params",
     "batch_size",
+    "batch_size_auto",
     "device",
     "tokenizer",
     "task_settings.regress",

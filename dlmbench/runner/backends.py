@@ -55,7 +55,7 @@ class JobOptions:
 
     out: str
     device: str = "cpu"
-    batch_size: int | None = None
+    batch_size: int | str | None = None  # a positive integer or "auto" (dlmbench.runner.autobatch)
     force: bool = False
     cwd: str | None = None  # relative paths in cards resolve against the submitting directory
 
@@ -218,7 +218,7 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
     """Jobs in order in this process (each rank, under torchrun), one model load per consecutive group."""
     import json
 
-    from dlmbench.families import load_model
+    from dlmbench.runner.autobatch import load_for_run
     from dlmbench.runner import distributed as dp
 
     ctx = dp.context()
@@ -240,7 +240,7 @@ def run_local(jobs: Sequence[Job], opts: JobOptions, progress: Progress) -> Suit
             error: BaseException | None = None
             try:
                 with bars.Heartbeat(f"loading {m.name}"):
-                    model = load_model(m, device=device, batch_size=opts.batch_size)
+                    model = load_for_run(m, device=device, batch_size=opts.batch_size)
             except KeyboardInterrupt:
                 raise
             except Exception as e:  # noqa: BLE001

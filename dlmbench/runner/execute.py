@@ -37,7 +37,7 @@ def execute(run: RunSpec, **options: Any) -> RunRecord:
 def _execute(
     run: RunSpec,
     *,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     device: str = "cpu",
     out: str | Path = "results",
     force: bool = False,
@@ -50,8 +50,8 @@ def _execute(
     rank calls this: the requests are sharded over the ranks and merged (:mod:`dlmbench.runner.distributed`)
     and rank 0 alone writes the run folder; the other ranks return the same rows without writing.
     """
-    from dlmbench.families import load_model
     from dlmbench.runner import distributed as dp
+    from dlmbench.runner.autobatch import load_for_run as load_model
     from dlmbench.tasks.registry import task_runner
 
     run_id = cache_key(run)
@@ -69,7 +69,7 @@ def _execute(
     t0 = time.time()
     started = now_iso()
     if ctx is None:
-        lm = loaded_model if loaded_model is not None else load_model(run.model, device=device, batch_size=batch_size)
+        lm = loaded_model if loaded_model is not None else load_model(run.model, device=device, batch_size=batch_size)  # auto: wrapped
     else:
         lm, error = loaded_model, None
         if lm is None:

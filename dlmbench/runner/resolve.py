@@ -35,7 +35,7 @@ from dlmbench.errors import BadSetting
 from dlmbench.provenance import package_versions
 from dlmbench.registry import Registry
 from dlmbench.specs import ModelSpec, RunSpec, TaskSpec, split_overrides
-from dlmbench.specs.settings import Settings, validate_settings
+from dlmbench.specs.settings import Settings, validate_settings, without_auto_batch
 
 # versions that change numbers are part of the cache key
 _KEY_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "dlmbench")
@@ -85,10 +85,11 @@ def family_settings_type(family: str) -> type[Settings] | None:
 def model_settings(spec: ModelSpec) -> Settings | None:
     """``spec.settings`` (card plus overrides) validated against the family's type, and cross-checked with the
     card; None when the family has no settings type."""
+    given, _auto = without_auto_batch(spec.settings, f"model {spec.name}")  # auto: picked by the runner
     cls = family_settings_type(spec.family)
     if cls is None:
         return None
-    typed = validate_settings(cls, spec.settings, f"model {spec.name} ({spec.family})")
+    typed = validate_settings(cls, given, f"model {spec.name} ({spec.family})")
     ctx = getattr(typed, "max_length", None)
     if isinstance(ctx, int) and spec.max_length is not None and ctx > spec.max_length:
         raise BadSetting(
@@ -113,10 +114,11 @@ def validate_task(task: TaskSpec, model: ModelSpec) -> None:
     cls = family_settings_type(model.family)
     if cls is not None:
         where = f"task {task.name}: sampler for model {model.name} ({model.family})"
-        typed = validate_settings(cls, {**model.settings, **sampler}, where) if sampler else None
+        given, _auto = without_auto_batch(model.settings, f"model {model.name}")
+        typed = validate_settings(cls, {**given, **sampler}, where) if sampler else None
         length = getattr(st, "length", None) or getattr(st, "max_new_tokens", None)
         if isinstance(length, int):  # the sample length is known from the card: check the sampler can produce it
-            typed = typed or validate_settings(cls, model.settings, f"model {model.name} ({model.family})")
+            typed = typed or validate_settings(cls, given, f"model {model.name} ({model.family})")
             typed.check_sampling(length, getattr(st, "steps", None), f"task {task.name} with model {model.name}")
 
 
@@ -146,16 +148,28 @@ def cache_key(run: RunSpec) -> str:
     numbers, and the *content* of its inputs (:func:`dlmbench.data.identity.job_identity`: the sha256 of the
     checkpoint's weight, config and tokenizer files and of local data files, the commit of a hub checkpoint).
     Overwriting a checkpoint's weights in place therefore makes a new job; touching a file without changing
-    its bytes does not (digests are cached by path, size and mtime)."""
+    its bytes does not (digests are cached by path, size and mtime).
+
+    The model's ``batch_size`` setting is left out (:func:`keyed_spec`): no number depends on it (every draw is
+    seeded per request; ``tests/runner/test_autobatch.py``), exactly as ``--batch-size`` never entered the key,
+    so running a finished job again with another batch size, or with ``auto``, reads the finished run back."""
     versions = package_versions()
-    return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}, "identity": key_identity(run)})
+    return keyed_spec(run).spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}, "identity": key_identity(run)})
+
+
+def keyed_spec(run: RunSpec) -> RunSpec:
+    """``run`` as it enters the job key: without the model's ``batch_size`` setting (it changes no number)."""
+    if "batch_size" not in run.model.settings:
+        return run
+    settings = {k: v for k, v in run.model.settings.items() if k != "batch_size"}
+    return dataclasses.replace(run, model=dataclasses.replace(run.model, settings=settings))
 
 
 def spec_key(run: RunSpec) -> str:
     """:func:`cache_key` without the content of the inputs: what names a job's failure record, so that a job
     that failed (say, on a missing data file) and then succeeds once the file exists drops that record."""
     versions = package_versions()
-    return run.spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}})
+    return keyed_spec(run).spec_hash({"versions": {k: versions.get(k) for k in _KEY_PACKAGES}})
 
 
 def key_identity(run: RunSpec) -> dict[str, Any]:

@@ -79,3 +79,43 @@ def validate_settings(cls: type[S], values: Mapping[str, Any] | None, where: str
         msg = " or ".join(dict.fromkeys(str(x.get("msg", "invalid value")).removeprefix("Value error, ") for x in first))
         more = f" (and {len(by_key) - 1} more)" if len(by_key) > 1 else ""
         raise BadSetting(_one_line(first[0], cls, where, values, msg) + more) from None
+
+
+#: the one word ``batch_size`` takes besides a positive integer (:mod:`dlmbench.runner.autobatch`)
+AUTO_BATCH = "auto"
+
+
+def check_batch_size(value: Any, where: str) -> int | str:
+    """A batch size as given (``--batch-size``, a card's or suite's ``batch_size``, ``--set batch_size=``): a
+    positive integer (``int`` or digits) or ``"auto"`` (any case); anything else is one :class:`BadSetting` line,
+    with "did you mean 'auto'?" for a near miss (``auot``), raised before any model loads."""
+    if isinstance(value, bool):
+        raise BadSetting(f"{where}: batch_size must be a positive integer or 'auto', not {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise BadSetting(f"{where}: batch_size must be a positive integer or 'auto', not {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == AUTO_BATCH:
+            return AUTO_BATCH
+        if text.lstrip("+-").isdigit():
+            return check_batch_size(int(text), where)
+        close = difflib.get_close_matches(text.lower(), [AUTO_BATCH], n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise BadSetting(f"{where}: batch_size must be a positive integer or 'auto', not {value!r}{hint}")
+    raise BadSetting(f"{where}: batch_size must be a positive integer or 'auto', not {value!r}")
+
+
+def without_auto_batch(settings: Mapping[str, Any], where: str) -> tuple[dict[str, Any], bool]:
+    """``settings`` with ``batch_size: auto`` taken out (the typed settings then hold their default until the
+    runner picks the size), and whether it was there; a bad ``batch_size`` raises :class:`BadSetting`."""
+    out = dict(settings or {})
+    if "batch_size" not in out:
+        return out, False
+    value = check_batch_size(out["batch_size"], where)
+    if value == AUTO_BATCH:
+        del out["batch_size"]
+        return out, True
+    out["batch_size"] = value
+    return out, False

@@ -46,7 +46,7 @@ def _no_loader_calls_yet():
 # (model, task, settings, error type, text the one line must contain)
 MISTAKES = [
     ("toy-model", "toy-text", {"stpes": 64}, BadSetting, "unknown setting 'stpes' = 64; did you mean 'steps'?"),
-    ("toy-model", "toy-text", {"batch_size": "abc"}, BadSetting, "setting 'batch_size' = 'abc' is not allowed: Input should be a valid integer"),
+    ("toy-model", "toy-text", {"batch_size": "abc"}, BadSetting, "model toy-model: batch_size must be a positive integer or 'auto', not 'abc'"),
     ("toy-model", "toy-text", {"temperature": -1}, BadSetting, "setting 'temperature' = -1 is not allowed: Input should be greater than or equal to 0"),
     ("toy-model", "toy-text", {"max_length": 100000}, BadSetting, "'max_length' = 100000 is larger than the card's context length 64"),
     ("toy-model", "toy-text", {"sampler": "bogus"}, BadSetting, "setting 'sampler' = 'bogus' is not allowed: Input should be 'ancestral' or 'topk'"),

@@ -28,7 +28,7 @@ class ARSamplingSettings(Settings):
 class ARSettings(ARSamplingSettings):
     """Settings of an autoregressive model card (``settings:``) or ``--set``."""
 
-    batch_size: int = Field(8, ge=1, description="windows per forward pass (and samples per batch); does not change a number")
+    batch_size: int = Field(8, ge=1, description="windows per forward pass (and samples per batch), or auto (the largest that fits the device); does not change a number")
     stride: int | None = Field(None, ge=1, description="sliding-window stride in tokens, at most max_length (null: max_length // 2)")
     max_length: int | None = Field(
         None, ge=1, description="context length in tokens (null: the card's max_length, else the config's max_position_embeddings)"
