@@ -21,6 +21,12 @@
               tokenizer (:func:`char_tokenizer`), no BOS (the task prompts with ``tokens(src + "=")``), the answer
               is ``tokens(eqs) + [EOS]`` padded with EOS to the task's ``max_new_tokens`` (24) -- the canvas an
               MDLM fills at evaluation -- and only the answer is scored (the prompt stays clean).
+``planning``  minimal planning (Ye et al. 2024; :mod:`dlmbench.reasoning.planning`): 50,000 graphs drawn with the
+              reference generator from seed 2 (the ``planning`` card's ``data_seed`` 1 + 1), every graph of the
+              1000-example test split (seed 1) excluded (same edge set and query), one text ``"edges-s,g=path"`` per
+              example. Node tokenizer (:func:`node_tokenizer`: one id per node label 0..13 and per ``, / - =``), no
+              BOS (the task prompts with ``tokens(src + "=")``); the answer (always 6 edges = 23 tokens) + EOS is
+              24 tokens, the reference's ``max_new_tokens``; only the answer is scored.
 ``toy``       a few hundred generated sentences, for the tests (seconds to train).
 
 A training row of ``kjv``/``toy`` is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
@@ -48,11 +54,15 @@ if TYPE_CHECKING:
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
 KJV_TASK = "kjv"  # the task card whose dataset.split is the held-out part
-CORPORA = ("kjv", "reversal", "cd3", "toy")
+CORPORA = ("kjv", "reversal", "cd3", "planning", "toy")
 CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
 CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
 CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
+PLANNING_N_TRAIN = 50_000  # the reference scripts' --max_samples 50000 of path_train
+PLANNING_DATA_SEED = 1  # the planning card's data_seed (its test split); train graphs come from seed + 1
+PLANNING_TEST_N = 1000  # the task's n_split: the test graphs excluded from training
+PLANNING_ANSWER_LEN = 24  # 6 edges "u,v" joined by "/" = 23 node-tokenizer ids, + EOS
 REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
 REVERSAL_CANVAS = 36  # the zoo-findings-reversal suite's max_new_tokens: the completion canvas of the reversal rows
 
@@ -64,7 +74,7 @@ class Corpus:
     heldout: tuple[str, ...]
     description: str
     bos: bool = True  # rows start with BOS (kjv, toy) or not (reversal, cd3: the tasks prompt without one)
-    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts) or "char" (char_tokenizer)
+    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts), "char" (char_tokenizer) or "nodes" (node_tokenizer)
     answer_len: int | None = None  # cd3: "prompt=answer" rows; the answer is padded with EOS to this and alone scored
     canvas: int | None = None  # reversal: rows are tokens(text) padded with EOS to len(tokens(prompt)) + canvas
     prompts: tuple[str, ...] = ()  # reversal: the prompt part of each training text (aligned with train)
@@ -115,6 +125,8 @@ def load_corpus(name: str) -> Corpus:
                       prompts=tuple(d["prompt"] for d in recs))
     if name == "cd3":
         return cd3_corpus()
+    if name == "planning":
+        return planning_corpus()
     if name == "toy":
         return toy_corpus()
     from dlmbench.errors import UnknownName
@@ -133,6 +145,28 @@ def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:
                   f"{CD3_DATA_SEED + 1}, the {CD3_TEST_N} test inputs of seed {CD3_DATA_SEED} excluded); rows "
                   f"'a,b,c,T=' + answer + EOS padded to {CD3_ANSWER_LEN} answer tokens, answer-only loss, char tokenizer",
                   bos=False, tokenizer="char", answer_len=CD3_ANSWER_LEN)
+
+
+def _graph_key(src: str) -> tuple[frozenset[str], str]:
+    """A planning input's graph and query, independent of the order its edges are listed in."""
+    edges, _, query = src.rpartition("-")
+    return frozenset(edges.split("/")), query
+
+
+def planning_corpus(n_train: int = PLANNING_N_TRAIN) -> Corpus:
+    from dlmbench.reasoning.planning import generate
+    from dlmbench.tasks.reasoning import generated_split
+
+    test = generated_split("planning", "path", "test", PLANNING_TEST_N, PLANNING_DATA_SEED)
+    held = {_graph_key(r["input"]) for r in test}
+    train = [r for r in generate(n_train, PLANNING_DATA_SEED + 1) if _graph_key(r["input"]) not in held]
+    text = lambda r: f"{r['input']}={r['output']}"  # noqa: E731
+    return Corpus("planning", tuple(map(text, train)), tuple(map(text, test)),
+                  f"minimal planning graphs of the reference generator ({len(train)} examples, seed "
+                  f"{PLANNING_DATA_SEED + 1}, the graphs of the {PLANNING_TEST_N} test examples of seed "
+                  f"{PLANNING_DATA_SEED} excluded); rows 'edges-s,g=' + path + EOS ({PLANNING_ANSWER_LEN} answer "
+                  "tokens), answer-only loss, node tokenizer", bos=False, tokenizer="nodes",
+                  answer_len=PLANNING_ANSWER_LEN)
 
 
 def toy_corpus(n: int = 400, seed: int = 0) -> Corpus:
@@ -193,9 +227,30 @@ def char_tokenizer(chars: str = CHARS):
     return tok
 
 
+NODE_SYMBOLS = (*(str(i) for i in range(14)), ",", "/", "-", "=")  # the planning graphs' nodes 0..13 and separators
+
+
+def node_tokenizer():
+    """The planning tokenizer: ``<|endoftext|>`` 0 (EOS/pad), ``[UNK]`` 1, one id per node label ``0..13`` (a
+    two-digit label is one token, so every node costs one position) and per ``, / - =``; decoding concatenates,
+    so ``decode(encode(s)) == s`` for planning texts."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {BOS: 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(NODE_SYMBOLS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[0-9]+|."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([BOS, "[UNK]"])
+    return tok
+
+
 def corpus_tokenizer(corpus: Corpus, vocab_size: int):
-    """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, or the character tokenizer."""
-    return char_tokenizer() if corpus.tokenizer == "char" else train_bpe(corpus.train, vocab_size)
+    """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, the character or the node tokenizer."""
+    if corpus.tokenizer == "char":
+        return char_tokenizer()
+    if corpus.tokenizer == "nodes":
+        return node_tokenizer()
+    return train_bpe(corpus.train, vocab_size)
 
 
 def with_mask_token(tok):
