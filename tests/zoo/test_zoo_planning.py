@@ -174,3 +174,30 @@ def test_planning_model_runs_the_planning_task(family, planning, tmp_path, monke
     out = run_reasoning(model, task, seed=0, limit=3)
     metrics = {r.metric for r in out.metrics}
     assert {"faithful_acc", "strict_acc"} <= metrics and any(m.startswith("faithful_acc.pd") for m in metrics)
+
+
+def test_reversal10_trains_on_exactly_the_people_its_suite_asks_about():
+    import json
+    from pathlib import Path
+
+    from dlmbench.registry import default_registry
+    from dlmbench.runner.suite import find_suite, load_suite
+    from dlmbench.zoo.corpus import REVERSAL_PACKAGE_DIR, REVERSAL_SMALL_PEOPLE, load_corpus
+
+    corpus = load_corpus("reversal10")
+    assert set(corpus.train) < set(load_corpus("reversal").train) and len(corpus.train) == 60 * REVERSAL_SMALL_PEOPLE
+    folder = Path(__file__).resolve().parents[2] / "dlmbench" / REVERSAL_PACKAGE_DIR
+    limit = load_suite(find_suite("zoo-findings-reversal10"))["limit"]
+    assert limit == 10 * REVERSAL_SMALL_PEOPLE
+    read = lambda f: [json.loads(line) for line in (folder / f).read_text().splitlines()]  # noqa: E731
+    # a file whose completion is the name: p2d_reverse (for the p2d people), d2p_prompts (for the d2p people)
+    for task, names_file in (("reversal-p2d", "p2d_reverse_prompts_test.jsonl"), ("reversal-d2p", "d2p_prompts_test.jsonl")):
+        names = [r["completion"].strip() for r in read(names_file)]
+        asked, others = set(names[:limit]), set(names[limit:])
+        assert len(asked) == REVERSAL_SMALL_PEOPLE and not asked & others
+        assert all(any(n in t for t in corpus.train) for n in asked)  # every person asked about was trained on
+        assert not any(n in t for n in others for t in corpus.train)  # and no other person of the group
+        st = default_registry().task(task).typed_settings
+        for file in (st.same_file, st.reverse_file):
+            for r in read(file)[:limit]:  # each test line of the suite asks about one of them
+                assert any(n in r["prompt"] + r["completion"] for n in asked)
