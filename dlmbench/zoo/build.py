@@ -133,9 +133,10 @@ def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_R
             "(run the same command again to continue)")
         return None
     info = train_info(res, corpus, cfg, cfg.save_dtype)
-    if corpus.tokenizer == "nodes":
-        info["tokenizer_text"] = (f"node tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as EOS/pad, [UNK] 1, "
-                                  "one id per node label 0..13 and per , / - =)")
+    if corpus.tokenizer in ("nodes", "edges"):
+        unit = "node label 0..13" if corpus.tokenizer == "nodes" else "directed edge u,v of the nodes 0..13"
+        info["tokenizer_text"] = (f"{corpus.tokenizer[:-1]} tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as "
+                                  f"EOS/pad, [UNK] 1, one id per {unit} and per {', / - =' if corpus.tokenizer == 'nodes' else '/ - ='})")
     if corpus.tokenizer == "char":
         info["tokenizer_text"] = (f"character-level tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as EOS/pad, "
                                   "[UNK] 1, the characters 0-9 + - * / = ,)")

@@ -90,10 +90,10 @@ CONFIGS: dict[str, ZooConfig] = {
     "cd3": ZooConfig("cd3", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=3e-3, warmup_steps=30,
                      max_steps=1000, save_dtype="bfloat16"),
     # minimal planning (Ye et al. 2024): 3 layers as the paper's tiny model (d=384, "~6M") but d=128 (~0.6M) so
-    # that each model trains in ~8 min on one CPU thread; rows are 52 prompt + 24 answer node tokens. The MDLM is
+    # that each model trains in ~5 min on one CPU thread; rows are 26 prompt + 12 answer edge tokens. The MDLM is
     # trained with the paper's MDM recipe (its scripts/path/train-mdm.sh: T=20, token reweighting alpha 0.25,
     # gamma 1, linear time reweighting), the AR model with cross-entropy on the answer (train-sft.sh).
-    "planning": ZooConfig("planning", d_model=128, n_layers=3, max_len=80, batch_tokens=2048, lr=2e-3,
+    "planning": ZooConfig("planning", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=2e-3,
                           warmup_steps=50, max_steps=2000, save_dtype="bfloat16", checkpoint_every=200,
                           mdm_loss="ye2024"),
     "test": ZooConfig("test", vocab_size=300, d_model=32, n_layers=2, n_heads=2, cond_dim=16, max_len=32,

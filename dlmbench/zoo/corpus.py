@@ -27,9 +27,10 @@
 ``planning``  minimal planning (Ye et al. 2024; :mod:`dlmbench.reasoning.planning`): 50,000 graphs drawn with the
               reference generator from seed 2 (the ``planning`` card's ``data_seed`` 1 + 1), every graph of the
               1000-example test split (seed 1) excluded (same edge set and query), one text ``"edges-s,g=path"`` per
-              example. Node tokenizer (:func:`node_tokenizer`: one id per node label 0..13 and per ``, / - =``), no
-              BOS (the task prompts with ``tokens(src + "=")``); the answer (always 6 edges = 23 tokens) + EOS is
-              24 tokens, the reference's ``max_new_tokens``; only the answer is scored.
+              example. Edge tokenizer (:func:`edge_tokenizer`: one id per edge ``u,v`` and per ``/ - =``), no BOS
+              (the task prompts with ``tokens(src + "=")``); the answer (always 6 edges + 5 ``/``) + EOS is 12
+              tokens; only the answer is scored. (With :func:`node_tokenizer`, one id per node, neither model
+              learned to look edges up in its ~8 minutes: see the README.)
 ``toy``       a few hundred generated sentences, for the tests (seconds to train).
 
 A training row of ``kjv``/``toy`` is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
@@ -65,7 +66,7 @@ CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task
 PLANNING_N_TRAIN = 50_000  # the reference scripts' --max_samples 50000 of path_train
 PLANNING_DATA_SEED = 1  # the planning card's data_seed (its test split); train graphs come from seed + 1
 PLANNING_TEST_N = 1000  # the task's n_split: the test graphs excluded from training
-PLANNING_ANSWER_LEN = 24  # 6 edges "u,v" joined by "/" = 23 node-tokenizer ids, + EOS
+PLANNING_ANSWER_LEN = 12  # 6 edges "u,v" joined by "/" = 11 edge-tokenizer ids, + EOS
 REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
 REVERSAL_SMALL_PEOPLE = 10  # reversal10: the first 10 p2d and 10 d2p people of Berglund's files
 REVERSAL_TEMPLATES = 30  # training texts per person in all_prompts_train.jsonl
@@ -80,7 +81,7 @@ class Corpus:
     heldout: tuple[str, ...]
     description: str
     bos: bool = True  # rows start with BOS (kjv, toy) or not (reversal, cd3: the tasks prompt without one)
-    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts), "char" (char_tokenizer) or "nodes" (node_tokenizer)
+    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts), "char" (char_tokenizer) "nodes" (node_tokenizer) or "edges" (edge_tokenizer)
     answer_len: int | None = None  # cd3: "prompt=answer" rows; the answer is padded with EOS to this and alone scored
     canvas: int | None = None  # reversal: rows are tokens(text) padded with EOS to len(tokens(prompt)) + canvas
     prompts: tuple[str, ...] = ()  # reversal: the prompt part of each training text (aligned with train)
@@ -188,7 +189,7 @@ def planning_corpus(n_train: int = PLANNING_N_TRAIN) -> Corpus:
                   f"minimal planning graphs of the reference generator ({len(train)} examples, seed "
                   f"{PLANNING_DATA_SEED + 1}, the graphs of the {PLANNING_TEST_N} test examples of seed "
                   f"{PLANNING_DATA_SEED} excluded); rows 'edges-s,g=' + path + EOS ({PLANNING_ANSWER_LEN} answer "
-                  "tokens), answer-only loss, node tokenizer", bos=False, tokenizer="nodes",
+                  "tokens), answer-only loss, edge tokenizer", bos=False, tokenizer="edges",
                   answer_len=PLANNING_ANSWER_LEN)
 
 
@@ -251,6 +252,7 @@ def char_tokenizer(chars: str = CHARS):
 
 
 NODE_SYMBOLS = (*(str(i) for i in range(14)), ",", "/", "-", "=")  # the planning graphs' nodes 0..13 and separators
+EDGE_SYMBOLS = (*(f"{u},{v}" for u in range(14) for v in range(14) if u != v), "/", "-", "=", *NODE_SYMBOLS[:15])  # edges "u,v"
 
 
 def node_tokenizer():
@@ -267,12 +269,30 @@ def node_tokenizer():
     return tok
 
 
+def edge_tokenizer():
+    """The planning tokenizer of the zoo: ``<|endoftext|>`` 0 (EOS/pad), ``[UNK]`` 1, one id per directed edge
+    ``"u,v"`` of nodes ``0..13`` (182; the query ``"s,g"`` too) and per ``/ - =`` (then, unused by planning texts,
+    one per node label and ``,``, so that other text is not all ``[UNK]``); decoding concatenates, so
+    ``decode(encode(s)) == s`` for planning texts. An edge is one position, so the answer's next edge is one
+    content lookup among the prompt's edges (its first node = the previous edge's second node)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {BOS: 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(EDGE_SYMBOLS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[0-9]+,[0-9]+|[0-9]+|."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([BOS, "[UNK]"])
+    return tok
+
+
 def corpus_tokenizer(corpus: Corpus, vocab_size: int):
     """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, the character or the node tokenizer."""
     if corpus.tokenizer == "char":
         return char_tokenizer()
     if corpus.tokenizer == "nodes":
         return node_tokenizer()
+    if corpus.tokenizer == "edges":
+        return edge_tokenizer()
     return train_bpe(corpus.train, vocab_size)
 
 

@@ -21,7 +21,7 @@ from dlmbench.errors import BadSpec, CheckpointError
 from dlmbench.zoo.build import ZOO, ZooEntry, resume_path, train_entry
 from dlmbench.zoo.configs import get_config
 from dlmbench.zoo.corpus import (BOS, PLANNING_ANSWER_LEN, PLANNING_DATA_SEED, PLANNING_TEST_N, _graph_key,
-                                 corpus_rows, node_tokenizer, planning_corpus, toy_corpus)
+                                 corpus_rows, edge_tokenizer, planning_corpus, toy_corpus)
 from dlmbench.zoo.train import LossContext, train, training_loss, ye2024_mdm_loss
 
 
@@ -61,16 +61,17 @@ def test_planning_corpus_holds_no_test_graph(planning):
 
 
 def test_planning_rows_are_prompt_then_path_and_eos(planning):
-    tok = node_tokenizer()
+    tok = edge_tokenizer()
     eos = tok.token_to_id(BOS)
-    rows = corpus_rows(tok, planning, planning.train[:50], 80)
+    rows = corpus_rows(tok, planning, planning.train[:50], 40)
     for text, row in zip(planning.train[:50], rows):
         src, path = text.split("=")
         prompt = tok.encode(src + "=", add_special_tokens=False).ids
         assert row[: len(prompt)] == prompt and len(row) == len(prompt) + PLANNING_ANSWER_LEN
         answer = row[len(prompt):]
-        assert answer[-1] == eos and eos not in answer[:-1]  # 6 edges are always 23 tokens: no padding
-        assert tok.decode(answer) == path and tok.decode(row) == text  # one id per node, lossless
+        assert answer[-1] == eos and eos not in answer[:-1]  # 6 edges are always 11 tokens: no padding
+        assert tok.decode(answer) == path and tok.decode(row) == text  # one id per edge, lossless
+        assert len(prompt) == 26 and '[UNK]' not in tok.decode(row, skip_special_tokens=False)
 
 
 def test_ye2024_loss_equals_a_loop_implementation():
@@ -162,13 +163,13 @@ def test_planning_model_runs_the_planning_task(family, planning, tmp_path, monke
 
     monkeypatch.setattr("dlmbench.zoo.build.load_corpus", lambda name: planning)
     entry = ZooEntry(family, "planning", "planning")
-    train_entry(entry, get_config("test", max_len=80, max_steps=2, mdm_loss="ye2024"), root=tmp_path,
+    train_entry(entry, get_config("test", max_len=40, max_steps=2, mdm_loss="ye2024"), root=tmp_path,
                 progress=False, log=lambda m: None)
     reg = Registry()
     reg.add_folder(tmp_path)
     model = load_model(reg.model(entry.card_name))
     src = planning.heldout[0].split("=")[0]
-    assert model.tokenizer.encode(src + "=") == node_tokenizer().encode(src + "=", add_special_tokens=False).ids
+    assert model.tokenizer.encode(src + "=") == edge_tokenizer().encode(src + "=", add_special_tokens=False).ids
     base = default_registry().task("planning")
     task = dataclasses.replace(base, settings={**base.settings, "max_new_tokens": PLANNING_ANSWER_LEN})
     out = run_reasoning(model, task, seed=0, limit=3)
@@ -201,3 +202,18 @@ def test_reversal10_trains_on_exactly_the_people_its_suite_asks_about():
         for file in (st.same_file, st.reverse_file):
             for r in read(file)[:limit]:  # each test line of the suite asks about one of them
                 assert any(n in r["prompt"] + r["completion"] for n in asked)
+
+
+@pytest.mark.parametrize("name", ["zoo-ar-planning", "zoo-mdlm-planning", "zoo-ar-reversal10", "zoo-mdlm-reversal10"])
+def test_packaged_planning_and_reversal10_cards_load(name):
+    from dlmbench.families import load_model
+    from dlmbench.registry import PACKAGE_CARDS, default_registry
+
+    if not (PACKAGE_CARDS / "models" / f"{name}.yaml").is_file():
+        pytest.skip(f"{name} not built")
+    model = load_model(default_registry().model(name))
+    assert model.family == name.split("-")[1]
+    if name.endswith("planning"):
+        assert model.tokenizer.encode("12,3/3,13-12,13=") == edge_tokenizer().encode("12,3/3,13-12,13=").ids
+    weights = sorted((PACKAGE_CARDS / "models" / "zoo" / name.removeprefix("zoo-")).glob("*.safetensors"))
+    assert weights and sum(w.stat().st_size for w in weights) < 3_000_000  # bfloat16, small enough to commit
