@@ -73,8 +73,11 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
     budget = (f"Stopped by its wall-clock budget of {cfg['max_seconds']:g} s (learning rate annealed over that budget), "
               "so a rebuild reaches a machine-dependent step count; a pure step budget (--seconds 0) is bit-reproducible. "
               if info.get("stopped_by") == "max_seconds" else "")
+    text = rec.text
+    if cfg.get("mdm_loss", "nelbo") != "nelbo" and entry.family == "mdlm":  # trained with another objective
+        text = text.replace("trained with the MDLM NELBO", f"trained with the {info['loss']}")
     description = (
-        f"dlmbench reference zoo: {rec.text}. {info['n_params']:,} parameters "
+        f"dlmbench reference zoo: {text}. {info['n_params']:,} parameters "
         f"(d={cfg['d_model']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, context {cfg['max_len']}, "
         + rec.size_note.format(**cfg)
         + f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
