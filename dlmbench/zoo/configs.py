@@ -84,7 +84,8 @@ CONFIGS: dict[str, ZooConfig] = {
     # characters.
     "reversal": ZooConfig("reversal", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048, lr=3e-3,
                           warmup_steps=30, max_steps=2400, save_dtype="bfloat16"),
-    # reversal10: the reversal config on 600 texts (20 people): 2000 steps are ~130 epochs (~8 min per model)
+    # reversal10: the reversal config on 600 texts (20 people): 2000 steps are ~53 epochs (~3 min per model; the
+    # length-bucketed batches of so few rows hold ~900 tokens on average)
     "reversal10": ZooConfig("reversal10", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048,
                             lr=3e-3, warmup_steps=30, max_steps=2000, save_dtype="bfloat16", checkpoint_every=200),
     "cd3": ZooConfig("cd3", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=3e-3, warmup_steps=30,
