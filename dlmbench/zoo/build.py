@@ -52,8 +52,13 @@ ZOO: tuple[ZooEntry, ...] = (
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),
+    ZooEntry("ar", "reversal10", "reversal10"),
+    ZooEntry("mdlm", "reversal10", "reversal10"),
     ZooEntry("ar", "cd3", "cd3"),
     ZooEntry("mdlm", "cd3", "cd3"),
+    # minimal planning (Ye et al. 2024): AR vs MDLM with the paper's MDM loss, same network size and tokens
+    ZooEntry("ar", "planning", "planning"),
+    ZooEntry("mdlm", "planning", "planning"),
 )
 
 
@@ -69,8 +74,11 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
     budget = (f"Stopped by its wall-clock budget of {cfg['max_seconds']:g} s (learning rate annealed over that budget), "
               "so a rebuild reaches a machine-dependent step count; a pure step budget (--seconds 0) is bit-reproducible. "
               if info.get("stopped_by") == "max_seconds" else "")
+    text = rec.text
+    if cfg.get("mdm_loss", "nelbo") != "nelbo" and entry.family == "mdlm":  # trained with another objective
+        text = text.replace("trained with the MDLM NELBO", f"trained with the {info['loss']}")
     description = (
-        f"dlmbench reference zoo: {rec.text}. {info['n_params']:,} parameters "
+        f"dlmbench reference zoo: {text}. {info['n_params']:,} parameters "
         f"(d={cfg['d_model']}, {cfg['n_layers']} layers, {cfg['n_heads']} heads, context {cfg['max_len']}, "
         + rec.size_note.format(**cfg)
         + f"{info.get('tokenizer_text') or str(cfg['vocab_size']) + '-id byte-level BPE trained on the same data'}). "
@@ -102,17 +110,37 @@ def write_card(entry: ZooEntry, info: dict[str, Any], root: str | Path = DEFAULT
     return path
 
 
+def resume_path(entry: ZooEntry, root: str | Path = DEFAULT_ROOT) -> Path:
+    """Where ``zoo train`` keeps a model's resume file while it trains (``<root>/zoo/<name>.resume.pt``,
+    git-ignored; deleted when the model is written)."""
+    return Path(root) / "zoo" / f"{entry.name}.resume.pt"
+
+
 def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_ROOT, tokenizer: Any = None,
-                progress: bool = True, heldout_samples: int = 2, log=print) -> dict[str, Any]:
-    """Train one zoo model, evaluate it on its corpus's held-out part, write weights and card; return zoo.json."""
+                progress: bool = True, heldout_samples: int = 2, log=print,
+                stop_after: int | None = None) -> dict[str, Any] | None:
+    """Train one zoo model, evaluate it on its corpus's held-out part, write weights and card; return zoo.json.
+
+    With ``cfg.checkpoint_every`` the run keeps a resume file (:func:`resume_path`) and continues from it when
+    started again; ``stop_after``: stop after that many steps of this call, keep the resume file, write nothing
+    else and return None (a long run in pieces; the finished model is bit for bit that of one piece)."""
     from dlmbench.zoo.train import heldout_loss, train, train_info
     from dlmbench.zoo.writers import round_parameters, write_checkpoint
 
     corpus = load_corpus(entry.corpus)
     tok = tokenizer if tokenizer is not None else corpus_tokenizer(corpus, cfg.vocab_size)
     folder = Path(root) / "zoo" / entry.name
-    res = train(entry.family, corpus, cfg, tokenizer=tok, progress=progress)
+    resume = resume_path(entry, root) if (cfg.checkpoint_every or stop_after) else None
+    res = train(entry.family, corpus, cfg, tokenizer=tok, progress=progress, resume=resume, stop_after=stop_after)
+    if res.stopped_by == "stop_after":
+        log(f"{entry.card_name}: stopped after step {res.steps} of {cfg.max_steps}; resume file {resume} "
+            "(run the same command again to continue)")
+        return None
     info = train_info(res, corpus, cfg, cfg.save_dtype)
+    if corpus.tokenizer in ("nodes", "edges"):
+        unit = "node label 0..13" if corpus.tokenizer == "nodes" else "directed edge u,v of the nodes 0..13"
+        info["tokenizer_text"] = (f"{corpus.tokenizer[:-1]} tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as "
+                                  f"EOS/pad, [UNK] 1, one id per {unit} and per {', / - =' if corpus.tokenizer == 'nodes' else '/ - ='})")
     if corpus.tokenizer == "char":
         info["tokenizer_text"] = (f"character-level tokenizer of {tok.get_vocab_size()} ids (<|endoftext|> 0 as EOS/pad, "
                                   "[UNK] 1, the characters 0-9 + - * / = ,)")
@@ -122,12 +150,15 @@ def train_entry(entry: ZooEntry, cfg: ZooConfig, *, root: str | Path = DEFAULT_R
         info["heldout"] = heldout_loss(res, list(corpus.heldout), cfg.max_len,
                                        samples=1 if family(entry.family).has("exact_likelihood") else heldout_samples,
                                        corpus=corpus)
-        info["heldout_corpus"] = {"kjv": "the kjv task's verses", "cd3": "the countdown-cd3 test split, answers given prompts"}.get(
+        info["heldout_corpus"] = {"kjv": "the kjv task's verses", "cd3": "the countdown-cd3 test split, answers given prompts",
+                                  "planning": "the planning test split, answers given prompts"}.get(
             entry.corpus, "held-out part")
         info["heldout_seconds"] = round(time.perf_counter() - t0, 1)
     write_checkpoint(entry.family, res.net, folder, tokenizer=res.tokenizer, cfg=cfg, info=info,
                      save_dtype=cfg.save_dtype)
     card = write_card(entry, info, root)
+    if resume is not None:
+        resume.unlink(missing_ok=True)
     log(f"{entry.card_name}: {res.steps} steps, {res.tokens:,} tokens in {res.seconds:.0f} s "
         f"({res.tokens_per_s:.0f} tok/s), train loss {info['final_train_loss']}"
         + (f", held-out {info['heldout']['nll_per_token']:.4f} ± {info['heldout']['stderr']:.4f}" if "heldout" in info else "")

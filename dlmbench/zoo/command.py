@@ -30,9 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr.add_argument("family", metavar="FAMILY",
                     help="a family whose record in the family table names a zoo recipe (dlmbench list families)")
     tr.add_argument("--corpus", default="kjv", choices=CORPORA, help="training corpus (default kjv)")
+    tr.add_argument("--stop-after", type=int, default=None, metavar="N",
+                    help="stop after N steps of this call and keep the resume file (<root>/zoo/NAME.resume.pt); "
+                         "the same command continues from it, to the same weights as one uninterrupted run")
     common(tr)
-    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style, Plaid on KJV; AR and MDLM on reversal "
-                                      "and cd3) and write the cards")
+    bd = sub.add_parser("build", help="train every zoo model (AR, MDLM, SEDD, LLaDA-style, Plaid on KJV; AR and MDLM on reversal, "
+                                      "cd3 and planning) and write the cards")
     bd.add_argument("names", nargs="*", metavar="NAME", help="only these (e.g. ar-kjv, mdlm); default all")
     common(bd)
 
@@ -68,7 +71,12 @@ def run(args) -> int:
         recipe(args.family)  # an unknown family, or one the zoo cannot train: one line, before any work
         own = next((e.config for e in ZOO if (e.family, e.corpus) == (args.family, args.corpus)), "tiny")
         cfg = get_config(args.config or own, **_overrides(args))
-        train_entry(ZooEntry(args.family, args.corpus, cfg.name), cfg, root=root, progress=not args.no_progress)
+        if args.stop_after is not None and args.stop_after < 1:
+            from dlmbench.errors import BadSpec
+
+            raise BadSpec(f"--stop-after must be at least 1, not {args.stop_after}")
+        train_entry(ZooEntry(args.family, args.corpus, cfg.name), cfg, root=root, progress=not args.no_progress,
+                    stop_after=args.stop_after)
         return 0
     build(args.names, config=args.config, root=root, progress=not args.no_progress, **_overrides(args))
     return 0

@@ -52,6 +52,13 @@ class ZooConfig:
     # the output-prior term is ramped in (train.py bias_warmup_steps: 5000 = 2x its lr warm-up of 2500)
     embed_dim: int = 16
     bias_warmup_steps: int = 100
+    # MDLM only: "nelbo" (MDLM's continuous-time bound) or "ye2024" (the MDM loss of Ye et al. 2024,
+    # :func:`dlmbench.zoo.train.ye2024_mdm_loss`: t ~ U{0..T-1}, mask rate (t+1)/T, token reweighting
+    # alpha (1 - p)^gamma, linear time weight T - t); T = mdm_steps, alpha = mdm_alpha, gamma = mdm_gamma
+    mdm_loss: str = "nelbo"
+    mdm_steps: int = 20
+    mdm_alpha: float = 0.25
+    mdm_gamma: float = 1.0
 
     def replace(self, **changes) -> ZooConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -77,8 +84,19 @@ CONFIGS: dict[str, ZooConfig] = {
     # characters.
     "reversal": ZooConfig("reversal", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048, lr=3e-3,
                           warmup_steps=30, max_steps=2400, save_dtype="bfloat16"),
+    # reversal10: the reversal config on 600 texts (20 people): 2000 steps are ~53 epochs (~3 min per model; the
+    # length-bucketed batches of so few rows hold ~900 tokens on average)
+    "reversal10": ZooConfig("reversal10", vocab_size=1024, d_model=128, n_layers=3, max_len=80, batch_tokens=2048,
+                            lr=3e-3, warmup_steps=30, max_steps=2000, save_dtype="bfloat16", checkpoint_every=200),
     "cd3": ZooConfig("cd3", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=3e-3, warmup_steps=30,
                      max_steps=1000, save_dtype="bfloat16"),
+    # minimal planning (Ye et al. 2024): 3 layers as the paper's tiny model (d=384, "~6M") but d=128 (~0.6M) so
+    # that each model trains in ~5 min on one CPU thread; rows are 26 prompt + 12 answer edge tokens. The MDLM is
+    # trained with the paper's MDM recipe (its scripts/path/train-mdm.sh: T=20, token reweighting alpha 0.25,
+    # gamma 1, linear time reweighting), the AR model with cross-entropy on the answer (train-sft.sh).
+    "planning": ZooConfig("planning", d_model=128, n_layers=3, max_len=40, batch_tokens=2048, lr=2e-3,
+                          warmup_steps=50, max_steps=2000, save_dtype="bfloat16", checkpoint_every=200,
+                          mdm_loss="ye2024"),
     "test": ZooConfig("test", vocab_size=300, d_model=32, n_layers=2, n_heads=2, cond_dim=16, max_len=32,
                       batch_tokens=512, lr=3e-3, warmup_steps=5, max_steps=30, embed_dim=8, bias_warmup_steps=10),
 }

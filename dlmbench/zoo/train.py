@@ -15,14 +15,18 @@ For a batch ``x [B, L]`` of equal-length rows ``[BOS, w_1 .. w_{L-1}]`` (BOS is 
             document ends only; the ``kjv`` task scores it with an empty context), so its rows are
             ``tokens(text)`` and every position is scored.
 
-Rows without BOS (``reversal``, ``cd3``) leave their first token unscored in the same way. For a corpus with
+With ``mdm_loss = "ye2024"`` (the ``planning`` config) the MDLM minimises the MDM loss of Ye et al. 2024 instead
+(:func:`ye2024_mdm_loss`; not a bound), its held-out number stays the NELBO.
+
+Rows without BOS (``reversal``, ``cd3``, ``planning``) leave their first token unscored in the same way. For a corpus with
 ``answer_len`` (``cd3``) only the last ``answer_len`` positions of a row are scored (and, for the diffusion
 families, noised): the loss is that of the answer given the clean prompt, as the reasoning reference trains.
 
 Each is an upper bound on (or, for AR, equal to) the NLL per token, so training curves and held-out numbers
 of the four families are on one scale. AdamW with linear warm-up and linear decay; the model's initial
 weights come from ``seed``, the data order from ``(seed, epoch)``, the diffusion noise from a
-``torch.Generator`` seeded with ``seed + 1``: a step budget reproduces the same weights bit for bit.
+``torch.Generator`` seeded with ``seed + 1``: a step budget reproduces the same weights bit for bit, also
+across a stop and a resume (:func:`save_resume` / :func:`load_resume`; ``dlmbench zoo train --stop-after N``).
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class LossContext:
     answer_len: int | None = None  # score only the last answer_len positions of a row (cd3)
     score_first: bool = False  # rows carry no BOS and their first token is scored too (plaid)
     bias_warmup_steps: int = 0  # plaid: steps over which the output-prior term is ramped in
+    mdm_steps: int = 20  # ye2024_mdm_loss: T, alpha, gamma
+    mdm_alpha: float = 0.25
+    mdm_gamma: float = 1.0
     # per-run mutable state: the trainer sets "step"; plaid keeps its loss EMAs here
     state: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -104,6 +111,34 @@ def mdlm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCont
     score = _score_mask(x, ctx)
     t = sample_times(x.shape[0], g, "antithetic", ctx.sampling_eps)
     return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=ctx.schedule)
+
+
+def ye2024_mdm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    """The MDM training loss of Ye et al. 2024 ("Beyond Autoregression", HKUNLP/diffusion-vs-ar
+    ``tuner/mdm/trainer.py``, flags ``--token_reweighting True --time_reweighting linear --alpha A --gamma G``).
+
+    Per row ``t ~ U{0..T-1}``; each scored position is masked with probability ``(t+1)/T``; per masked token
+    ``l = -log p(x_i | x_t)`` (SUBS log-probs, as the sampler reads them) is reweighted to
+    ``alpha (1 - e^{-l})^gamma l`` (token reweighting: hard tokens count more) and multiplied by ``T - t``
+    (linear time reweighting: lightly masked rows, where the hard tokens are the few left, count more).
+    The reference averages over the batch's masked tokens; the trainer divides the sum of the returned rows by
+    the batch's scored tokens, so each row is scaled by ``scored / masked`` of the batch to give exactly
+    the reference's value. Not a likelihood bound (a training objective only).
+    """
+    from dlmbench.nets.dit import mdlm_subs_log_probs
+
+    steps = int(ctx.mdm_steps)
+    score = _score_mask(x, ctx)
+    t = torch.randint(0, steps, (x.shape[0],), generator=g, device=g.device).to(x.device)
+    u = torch.rand(x.shape, generator=g, dtype=torch.float64, device=g.device).to(x.device)
+    masked = (u < ((t + 1).double() / steps)[:, None]) & score
+    x_t = x.masked_fill(masked, ctx.mask_id)
+    lp = mdlm_subs_log_probs(net(x_t, torch.zeros(x.shape[0], device=x.device)).float(), x_t, ctx.mask_id)
+    nll = -lp.gather(-1, x[..., None]).squeeze(-1)
+    nll = torch.where(masked, nll, torch.zeros_like(nll))
+    tok = ctx.mdm_alpha * (1.0 - torch.exp(-nll)) ** ctx.mdm_gamma * nll
+    per_row = (tok * (steps - t)[:, None].float()).sum(-1)
+    return per_row * (scored_tokens(x, ctx) / masked.sum().clamp(min=1))
 
 
 def bd3lm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
@@ -322,6 +357,25 @@ def _plaid_param_groups(net: nn.Module, cfg: ZooConfig) -> list[dict[str, Any]]:
     ]
 
 
+MDM_LOSSES = ("nelbo", "ye2024")
+
+
+def training_loss(family: str, cfg: ZooConfig) -> tuple[Any, str]:
+    """The loss the trainer minimises and its card text: the recipe's, or, for MDLM with
+    ``cfg.mdm_loss == "ye2024"``, :func:`ye2024_mdm_loss` (held-out numbers stay the recipe's bound)."""
+    from dlmbench.errors import BadSpec
+
+    rec = recipe(family)  # an unknown family, or one without a zoo recipe, is refused here
+    if cfg.mdm_loss not in MDM_LOSSES:
+        raise BadSpec(f"zoo config {cfg.name}: mdm_loss must be one of {', '.join(MDM_LOSSES)}, not {cfg.mdm_loss!r}")
+    if cfg.mdm_loss == "nelbo" or family == "ar":
+        return rec.loss, rec.loss_text
+    if family != "mdlm":
+        raise BadSpec(f"zoo config {cfg.name}: mdm_loss {cfg.mdm_loss!r} is for the mdlm (or ar) family, not {family}")
+    return ye2024_mdm_loss, (f"Ye et al. 2024 MDM loss (T={cfg.mdm_steps}, token reweighting alpha {cfg.mdm_alpha:g} "
+                             f"gamma {cfg.mdm_gamma:g}, linear time reweighting); not a bound")
+
+
 def family_corpus(family: str, corpus: Corpus) -> Corpus:
     """The corpus as ``family`` is trained and scored on it: a recipe without BOS (Plaid) gets rows without one."""
     import dataclasses
@@ -374,7 +428,8 @@ def prepare(family: str, corpus: Corpus, cfg: ZooConfig, tokenizer: Any = None) 
     n_tokens, bos = tok.get_vocab_size(), tok.token_to_id(BOS)
     mask_id = {"in_vocab": tok.token_to_id(MASK), "appended": n_tokens}.get(rec.mask)
     ctx = LossContext(family, mask_id, cfg.sampling_eps, corpus.answer_len, score_first=not rec.bos,
-                      bias_warmup_steps=cfg.bias_warmup_steps)
+                      bias_warmup_steps=cfg.bias_warmup_steps, mdm_steps=cfg.mdm_steps, mdm_alpha=cfg.mdm_alpha,
+                      mdm_gamma=cfg.mdm_gamma)
     with seeded(cfg.seed):
         net = build_network(family, cfg, n_tokens, bos, mask_id)
     return tok, rows, ctx, net
@@ -392,21 +447,34 @@ def _optimizer(net: nn.Module, cfg: ZooConfig, family: str = "") -> torch.optim.
 
 
 def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None = None, tokenizer: Any = None,
-          progress: bool = True, save_dtype: str | None = None, extra_info: dict[str, Any] | None = None) -> TrainResult:
-    """Train ``family`` on ``corpus`` for ``cfg.max_steps`` steps (or ``cfg.max_seconds``); write to ``out``."""
+          progress: bool = True, save_dtype: str | None = None, extra_info: dict[str, Any] | None = None,
+          resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
+    """Train ``family`` on ``corpus`` for ``cfg.max_steps`` steps (or ``cfg.max_seconds``); write to ``out``.
+
+    ``resume``: a resume file (:func:`save_resume`). If it exists, training continues from it (weights, optimiser
+    moments, noise generator, data position, loss curve, elapsed time) and gives bit for bit the weights of an
+    uninterrupted run; it is rewritten every ``cfg.checkpoint_every`` steps and when ``stop_after`` steps of this
+    call are done (then the call returns early, ``stopped_by = "stop_after"``, as if the run had been killed).
+    """
     from tqdm.auto import tqdm
 
-    loss_fn = recipe(family).loss  # an unknown family, or one without a zoo recipe, is refused here
+    loss_fn, _ = training_loss(family, cfg)
     save_dtype = save_dtype or cfg.save_dtype
     tok, rows, ctx, net = prepare(family, corpus, cfg, tokenizer)
     opt = _optimizer(net, cfg, family)
     stream = BatchStream(rows, cfg.batch_tokens, cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     res = TrainResult(family, net, tok, ctx)
+    first = 0
+    if resume is not None and Path(resume).is_file():
+        first = load_resume(resume, res, opt, g, cfg, corpus)
     net.train()
-    bar = tqdm(total=cfg.max_steps, desc=f"zoo {family}/{corpus.name}", disable=not progress, unit="step")
-    start = time.perf_counter()
-    for step, x in zip(range(cfg.max_steps), stream):
+    bar = tqdm(total=cfg.max_steps, initial=first, desc=f"zoo {family}/{corpus.name}", disable=not progress, unit="step")
+    start = time.perf_counter() - res.seconds
+    batches = iter(stream)
+    for _ in range(first):  # the data order is a pure function of (seed, epoch): skip what was trained on
+        next(batches)
+    for step, x in zip(range(first, cfg.max_steps), batches):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, time.perf_counter() - start) * group.get("lr_scale", 1.0)
         ctx.state["step"] = step
@@ -424,6 +492,13 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
             bar.set_postfix(loss=f"{np.mean(res.losses[-20:]):.3f}", tok_s=f"{res.tokens_per_s:.0f}")
         if out is not None and cfg.checkpoint_every and res.steps % cfg.checkpoint_every == 0:
             _save(res, corpus, cfg, out, save_dtype, extra_info)
+        stopping = stop_after is not None and res.steps - first >= stop_after and res.steps < cfg.max_steps
+        if resume is not None and ((cfg.checkpoint_every and res.steps % cfg.checkpoint_every == 0) or stopping):
+            save_resume(resume, res, opt, g, cfg, corpus)
+        if stopping:
+            res.stopped_by = "stop_after"
+            bar.close()
+            return res
         if cfg.max_seconds is not None and res.seconds >= cfg.max_seconds:
             res.stopped_by = "max_seconds"
             break
@@ -432,6 +507,53 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
     if out is not None:
         _save(res, corpus, cfg, out, save_dtype, extra_info)
     return res
+
+
+RESUME_FORMAT = 1
+
+
+def save_resume(path: str | Path, res: TrainResult, opt: torch.optim.Optimizer, g: torch.Generator, cfg: ZooConfig,
+                corpus: Corpus) -> Path:
+    """Everything :func:`train` needs to continue exactly: float32 weights, AdamW state, noise generator state,
+    steps, tokens, elapsed seconds, losses and the loss's own state, with the config and corpus it belongs to.
+    Written atomically (a kill mid-write leaves the previous file); plain tensors and numbers only, so it is
+    read back with ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": RESUME_FORMAT, "family": res.family, "corpus": corpus.name, "config": cfg.to_dict(),
+        "steps": res.steps, "tokens": res.tokens, "seconds": res.seconds, "losses": list(res.losses),
+        "ctx_state": {k: v for k, v in res.ctx.state.items() if isinstance(v, (int, float))},
+        "net": res.net.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_resume(path: str | Path, res: TrainResult, opt: torch.optim.Optimizer, g: torch.Generator, cfg: ZooConfig,
+                corpus: Corpus) -> int:
+    """Restore a :func:`save_resume` file into a freshly prepared run; returns the step to continue from.
+    A file of another family, corpus or config is refused in one line (:class:`~dlmbench.errors.CheckpointError`)."""
+    from dlmbench.errors import CheckpointError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged file is a user-facing one-liner
+        raise CheckpointError(f"resume file {path} cannot be read ({type(e).__name__}); delete it to start afresh") from None
+    mine = {"format": RESUME_FORMAT, "family": res.family, "corpus": corpus.name, "config": cfg.to_dict()}
+    for key, want in mine.items():
+        if state.get(key) != want:
+            raise CheckpointError(f"resume file {path} belongs to another run ({key} differs: {state.get(key)!r} vs "
+                                  f"{want!r}); delete it to start afresh")
+    res.net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    g.set_state(state["generator"])
+    res.steps, res.tokens, res.seconds = int(state["steps"]), int(state["tokens"]), float(state["seconds"])
+    res.losses = [float(v) for v in state["losses"]]
+    res.ctx.state.update(state["ctx_state"])
+    return res.steps
 
 
 def hardware() -> str:
@@ -464,7 +586,7 @@ def train_info(res: TrainResult, corpus: Corpus, cfg: ZooConfig, save_dtype: str
         # the training curve: mean loss of each block of ~1/20 of the steps, as [last step of the block, mean]
         "loss_curve": [[min(i + block, len(res.losses)), round(float(np.mean(res.losses[i : i + block])), 4)]
                        for block in [max(1, len(res.losses) // 20)] for i in range(0, len(res.losses), block)],
-        "loss": recipe(res.family).loss_text,
+        "loss": training_loss(res.family, cfg)[1],
         "n_params": n_params(res.net),
         "seed": cfg.seed,
         "save_dtype": save_dtype,
