@@ -308,7 +308,8 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
         handles.append(Line2D([], [], marker="o", ms=12, mfc="none", mec=FLAG_COLOR, mew=2, ls=""))
         lbls.append("flagged: entropy below real text (repetitive samples)")
     fig.legend(handles, lbls, loc="lower center", ncol=min(len(lbls), 4), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(f"{task}: speed vs quality (95% intervals)", y=1.1, fontsize=11)
+    legend_rows = math.ceil(len(lbls) / min(len(lbls), 4)) if lbls else 1
+    fig.suptitle(f"{task}: speed vs quality (95% intervals)", y=1.04 + 0.06 * legend_rows, fontsize=11)
     fig.tight_layout()
     return _figure(fig, f"frontier_{_safe(task)}", f"{task}: speed vs quality, with the entropy check")
 
