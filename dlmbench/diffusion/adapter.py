@@ -198,6 +198,25 @@ class CanvasDiffusionLM(DiffusionLM):
     def _sampler_record(self, st: Any) -> dict[str, Any]:
         return {k: getattr(st, k) for k in self.sample_keys}
 
+    def _confidence_canvas(self, canvas: torch.Tensor, seeds: Sequence[int], st: Any):
+        """Sampler ``confidence``: LLaDA's low-confidence remasking over the whole canvas as one block, with
+        Fast-dLLM's parallel rule when ``threshold`` or ``factor`` is set
+        (:func:`dlmbench.diffusion.remasking.low_confidence_remasking`). The denoiser is the family's clean one
+        read without a time (:meth:`_clean_denoiser` with ``sigma=None``: the noise level whose masking probability
+        is the row's masked fraction, for a time-conditioned network; ignored by a time-agnostic one). Without a
+        rule each of ``steps`` calls commits ``masked / steps`` tokens (at least one while masks remain)."""
+        from dlmbench.diffusion.remasking import low_confidence_remasking
+
+        den = self._clean_denoiser()
+        top_p = None if st.top_p is None or st.top_p >= 1 else st.top_p
+        return low_confidence_remasking(lambda x: den(x, None), canvas, mask_id=self.mask_id, steps=st.steps,
+                                        temperature=st.temperature, top_p=top_p, seeds=seeds, precision=st.precision,
+                                        threshold=st.threshold, factor=st.factor)
+
+    def _confidence_record(self, st: Any) -> dict[str, Any]:
+        return {"sampler": "confidence", "steps": st.steps, "temperature": st.temperature, "top_p": st.top_p,
+                "precision": st.precision, "threshold": st.threshold, "factor": st.factor}
+
     def _sample_settings(self, steps: int | None, settings: dict[str, Any]) -> Any:
         """The settings of one sampling call: ``steps`` and ``settings`` over the model's, validated."""
         given = dict(settings)

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
 
+from dlmbench.diffusion.categorical import Precision
 from dlmbench.diffusion.sampling import Rng, SamplerOutput, TimeFreeDenoiser, check_precision, clean_log_probs, make_rng
 
-__all__ = ["low_confidence_remasking", "llada_generate", "transfer_counts", "topk_decoding"]
+__all__ = ["BlockCachedDenoiser", "CACHES", "low_confidence_remasking", "llada_generate", "parallel_commit", "transfer_counts", "topk_decoding"]
 
 
 def transfer_counts(masked_in_block: torch.Tensor, steps: int) -> torch.Tensor:
@@ -45,8 +47,79 @@ def transfer_counts(masked_in_block: torch.Tensor, steps: int) -> torch.Tensor:
     return base[:, None] + (j[None, :] < rem[:, None]).long()
 
 
+def _ranks(conf: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry of ``conf [R, W]`` in descending order (0 = highest; ties by position)."""
+    order = conf.argsort(dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order).contiguous())
+    return rank
+
+
+def parallel_commit(conf: torch.Tensor, eligible: torch.Tensor, *, threshold: float | None = None,
+                    factor: float | None = None) -> torch.Tensor:
+    """Fast-dLLM's parallel decoding rule (Wu et al. 2025, arXiv 2505.22618, Sec. 3.3): which eligible positions
+    of ``conf [R, W]`` (the probability of each position's predicted token, float64) to commit in one step.
+
+    - ``threshold`` ``tau``: every eligible position with ``conf >= tau``, and always the most confident one (so a
+      step commits at least one token; ``generate.py:get_transfer_index``, whose cut is ``conf < tau``).
+    - ``factor`` ``f``: with the eligible confidences sorted ``c_1 >= c_2 >= ...``, the longest prefix ``n`` with
+      ``c_k >= 1 - f/(k + 1)`` for every ``k <= n``, at least 1 (the paper's rule "largest ``n`` with
+      ``(n + 1)(1 - c_n) <= f``"; the left side grows with ``n``, so this is the same set). The reference
+      ``get_transfer_index_dynamic`` also commits the last position when only it fails; not reproduced here.
+
+    Ties are broken by position (lowest first). Rows without an eligible position commit nothing.
+    """
+    if (threshold is None) == (factor is None):
+        raise ValueError("pass exactly one of threshold or factor")
+    conf = torch.where(eligible, conf.to(torch.float64), torch.full_like(conf, float("-inf"), dtype=torch.float64))
+    rank = _ranks(conf)
+    if threshold is not None:
+        take = conf >= threshold
+    else:
+        k = rank.to(torch.float64) + 1.0  # 1-based rank
+        ok = conf >= 1.0 - factor / (k + 1.0)
+        # longest prefix in rank order: position of the first failure in sorted order
+        sorted_ok = torch.zeros_like(ok).scatter_(-1, rank, ok)
+        sorted_ok &= torch.zeros_like(eligible).scatter_(-1, rank, eligible)
+        n_pass = torch.cumprod(sorted_ok.long(), dim=-1).sum(dim=-1, keepdim=True)
+        take = rank < n_pass
+    return (take | (rank == 0)) & eligible
+
+
+class BlockCachedDenoiser(Protocol):
+    """A time-free denoiser with Fast-dLLM's block-wise approximate key/value cache (Wu et al. 2025, Sec. 3.2).
+
+    ``refresh(x [R, L]) -> (logits [R, L, V], state)``: an ordinary full forward that also returns every layer's
+    keys and values (``state``). ``window(x_w [R, W], state, lo) -> logits [R, W, V]``: a forward over the
+    positions ``lo .. lo + W - 1`` only, whose queries attend to the fresh keys/values of the window and the
+    *cached* ones of every position outside it. ``select(state, rows)``: the state of a subset of rows.
+    """
+
+    def refresh(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]: ...
+
+    def window(self, x_w: torch.Tensor, state: Any, lo: int) -> torch.Tensor: ...
+
+    def select(self, state: Any, rows: torch.Tensor) -> Any: ...
+
+
+CACHES = ("none", "prefix", "dual")
+
+
+def _draw_window(rng: Rng, probs: torch.Tensor, lo: int, length: int, rows: torch.Tensor, prec: Precision) -> torch.Tensor:
+    """Categorical draws for window positions ``lo .. lo + W - 1`` that consume each generator exactly as a draw
+    over all ``length`` positions does, so a cached and an uncached run with the same seeds draw the same
+    numbers (the positions outside the window get a point mass that is never used)."""
+    r, w, v = probs.shape
+    if w == length:
+        return rng.categorical(probs, prec, rows=rows)
+    full = probs.new_zeros((r, length, v))
+    full[..., 0] = 1.0
+    full[:, lo : lo + w] = probs
+    return rng.categorical(full, prec, rows=rows)[:, lo : lo + w]
+
+
 def low_confidence_remasking(
-    denoiser: TimeFreeDenoiser,
+    denoiser: TimeFreeDenoiser | BlockCachedDenoiser,
     x: torch.Tensor,
     *,
     mask_id: int,
@@ -62,6 +135,9 @@ def low_confidence_remasking(
     seeds: Sequence[int] | None = None,
     seed: int | None = None,
     precision: str = "float64",
+    threshold: float | None = None,
+    factor: float | None = None,
+    cache: str = "none",
 ) -> SamplerOutput:
     """LLaDA generation of the masked positions of ``x [B, L]`` after ``prompt_length``.
 
@@ -69,11 +145,39 @@ def low_confidence_remasking(
     ``steps`` a multiple of the number of blocks. Masked positions inside the prompt or fixed tokens after
     it are allowed (infilling): only positions holding ``mask_id`` change. The mask column is never
     predicted. A row is evaluated only at steps where it commits a token (its own draws depend only on its
-    own state); ``nfe`` counts batched calls (two per step with CFG).
+    own state); ``nfe`` counts batched calls (two per step with CFG), ``row_nfe`` each row's calls.
+
+    Fast-dLLM (Wu et al. 2025, arXiv 2505.22618; reference ``llada/generate.py``):
+
+    - ``threshold`` / ``factor`` (parallel decoding, :func:`parallel_commit`): a block is decoded in as many
+      steps as it takes, each step committing every masked position of the block the rule accepts (at least
+      one); ``steps`` then only fixes the block schedule's divisibility. ``threshold = 1`` commits exactly one
+      token per step unless a prediction has probability exactly 1 in float64: the same outputs as
+      ``steps = gen_length`` without it. Needs ``remasking = "low_confidence"`` (a confidence to threshold).
+    - ``cache = "prefix" | "dual"`` (``denoiser`` a :class:`BlockCachedDenoiser`): the first step of every block
+      is a full forward that stores every layer's keys/values; the block's later steps run the network over
+      the positions ``[block start, L)`` (``prefix``: the prefix's keys/values reused) or over the block alone
+      (``dual``: prefix and suffix reused). Exact at each block's first step; **approximate** afterwards: the
+      reused keys/values of layers above the first were computed from the canvas at the block's start, and in
+      a bidirectional network they depend on the block's tokens, which have changed since (with one layer the
+      cache is exact). Draws consume the generators as the uncached sampler does (:func:`_draw_window`).
     """
     prec = check_precision(precision)
     if remasking not in ("low_confidence", "random"):
         raise ValueError("remasking must be 'low_confidence' or 'random'")
+    parallel = threshold is not None or factor is not None
+    if threshold is not None and factor is not None:
+        raise ValueError("pass at most one of threshold and factor")
+    if parallel and remasking != "low_confidence":
+        raise ValueError("threshold / factor decoding needs remasking='low_confidence'")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], not {threshold}")
+    if factor is not None and not factor > 0:
+        raise ValueError(f"factor must be > 0, not {factor}")
+    if cache not in CACHES:
+        raise ValueError(f"cache must be one of {', '.join(CACHES)}, not {cache!r}")
+    if cache != "none" and (cfg_scale > 0 or not hasattr(denoiser, "window")):
+        raise ValueError("a key/value cache needs cfg_scale 0 and a BlockCachedDenoiser")
     b, length = x.shape
     gen_length = length - prompt_length
     block = int(block_length or gen_length)
@@ -95,38 +199,61 @@ def low_confidence_remasking(
     for blk in range(n_blocks):
         lo, hi = prompt_length + blk * block, prompt_length + (blk + 1) * block
         in_block = (pos >= lo) & (pos < hi)
-        quota = transfer_counts(((x == mask_id) & in_block).sum(dim=-1), per_block)
-        for j in range(per_block):
-            rows = (quota[:, j] > 0).nonzero().squeeze(-1)
+        masked0 = ((x == mask_id) & in_block).sum(dim=-1)
+        quota = transfer_counts(masked0, per_block)
+        state: Any = None
+        slot = torch.full((b,), -1, dtype=torch.long)  # row -> its index in the cached state
+        j = 0
+        while True:
+            if parallel:
+                rows = ((x == mask_id) & in_block).any(dim=-1).nonzero().squeeze(-1)
+            elif j < per_block:
+                rows = (quota[:, j] > 0).nonzero().squeeze(-1)
+            else:
+                break
+            if parallel and rows.numel() == 0:
+                break
+            j += 1
             if rows.numel() == 0:
                 continue
             xr = x[rows]
-            logits = denoiser(xr)
+            w_lo, w_hi = 0, length  # the window of positions whose logits this step computes
+            if cache == "none":
+                logits = denoiser(xr)
+            elif state is None:
+                logits, state = denoiser.refresh(xr)  # type: ignore[union-attr]
+                slot[rows.cpu()] = torch.arange(rows.numel())
+            else:
+                w_lo, w_hi = lo, (length if cache == "prefix" else hi)
+                sub = denoiser.select(state, slot[rows.cpu()].to(x.device))  # type: ignore[union-attr]
+                logits = denoiser.window(xr[:, w_lo:w_hi], sub, w_lo)  # type: ignore[union-attr]
             nfe += 1
             if cfg_scale > 0:
-                un = uncond_denoiser(xr) if uncond_denoiser is not None else denoiser(torch.where(given[rows], torch.full_like(xr, mask_id), xr))
+                un = uncond_denoiser(xr) if uncond_denoiser is not None else denoiser(torch.where(given[rows], torch.full_like(xr, mask_id), xr))  # type: ignore[operator]
                 nfe += 1
                 logits = un + (cfg_scale + 1.0) * (logits - un)
             row_nfe[rows.cpu()] += 1
+            xw = xr[:, w_lo:w_hi]
             lp = clean_log_probs(logits, mask_id, precision=prec)
             if temperature == 0:
                 x0 = lp.argmax(dim=-1)
             else:
                 assert rng is not None
                 probs = clean_log_probs(logits, mask_id, temperature=temperature, top_p=top_p, precision=prec).exp()
-                x0 = rng.categorical(probs, prec, rows=rows.cpu())
+                x0 = _draw_window(rng, probs, w_lo, length, rows.cpu(), prec)
             if remasking == "low_confidence":
                 conf = lp.gather(-1, x0[..., None]).squeeze(-1).to(torch.float64)
             else:
                 assert rng is not None
-                conf = rng.uniform((length,), rows=rows.cpu(), device=x.device)
-            eligible = (xr == mask_id) & in_block[None, :]
-            conf = torch.where(eligible, conf, torch.full_like(conf, float("-inf")))
-            order = conf.argsort(dim=-1, descending=True, stable=True)
-            rank = torch.empty_like(order)
-            rank.scatter_(-1, order, torch.arange(length, device=x.device).expand_as(order).contiguous())
-            commit = (rank < quota[rows, j][:, None]) & eligible
-            x[rows] = torch.where(commit, x0, xr)
+                conf = rng.uniform((length,), rows=rows.cpu(), device=x.device)[:, w_lo:w_hi]
+            eligible = (xw == mask_id) & in_block[None, w_lo:w_hi]
+            if parallel:
+                commit = parallel_commit(conf.exp(), eligible, threshold=threshold, factor=factor)
+            else:
+                conf = torch.where(eligible, conf, torch.full_like(conf, float("-inf")))
+                commit = (_ranks(conf) < quota[rows, j - 1][:, None]) & eligible
+            xr[:, w_lo:w_hi] = torch.where(commit, x0, xw)
+            x[rows] = xr
     return SamplerOutput(x, nfe, row_nfe)
 
 

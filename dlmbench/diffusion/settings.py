@@ -11,6 +11,8 @@ that code's floor, so each family's settings type only adds its own fields:
 - :class:`CanvasSettings`: the fields MDLM and SEDD share through :mod:`dlmbench.nets.dit_lm` and
   :class:`dlmbench.diffusion.adapter.CanvasDiffusionLM` (bound, schedule, greedy check and canvas sampler).
   A subclass narrows ``sampler`` to its own names and may change a default by redeclaring the field.
+  ``threshold`` / ``factor`` belong to the ``confidence`` sampler both families have
+  (:meth:`dlmbench.diffusion.adapter.CanvasDiffusionLM._confidence_canvas`).
 
 Defaults are the MDLM reference's (``kuleshov-group/mdlm`` ``configs/config.yaml``; SEDD's own in
 :mod:`dlmbench.families.sedd.settings`); ranges are those the consuming functions accept (e.g.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlmbench.specs.settings import Settings
 
@@ -66,6 +68,22 @@ class CanvasSettings(Settings):
         None, ge=1, description="tokens a semi-autoregressive window advances beyond max_length; null: max_length // 2"
     )
     use_ema: bool = Field(True, description="training checkpoints: load the EMA weights, as the reference evaluation does")
+    threshold: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="sampler confidence: commit every masked position whose prediction has probability >= threshold (at least one per "
+        "network call; Fast-dLLM parallel decoding), in (0, 1]; null: steps calls, masked/steps tokens each",
+    )
+    factor: float | None = Field(
+        None, gt=0.0, description="sampler confidence: Fast-dLLM's adaptive rule instead, the n most confident with (n + 1)(1 - c_n) <= factor"
+    )
+
+    @model_validator(mode="after")
+    def _confidence_only(self) -> "CanvasSettings":
+        if self.threshold is not None and self.factor is not None:
+            raise ValueError("set at most one of threshold and factor")
+        if (self.threshold is not None or self.factor is not None) and self.sampler != "confidence":
+            raise ValueError(f"threshold / factor apply to sampler confidence, not {self.sampler!r}")
+        return self
 
 
 __all__ = [

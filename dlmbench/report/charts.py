@@ -4,8 +4,9 @@
   (± 1.96 standard errors). Exact values (autoregressive models) are filled points; Monte Carlo bounds
   (diffusion models) are open points with a one-sided arrow towards where the true value lies, labelled
   ``≤`` (``≥`` for a log-probability bounded below).
-- ``frontier_<task>``: what does speed cost in quality? Generative perplexity (or MAUVE) against function
-  evaluations and against seconds per sample, one line per model; the unigram entropy of the samples beside
+- ``frontier_<task>``: what does speed cost in quality? Generative perplexity (or MAUVE, or a reasoning task's
+  strict accuracy) against function evaluations and against tokens per second, one line per model and decoder
+  (the step sweep, and Fast-dLLM's threshold / factor / cache, :func:`_decoder`); the unigram entropy of the samples beside
   the entropy of real text, and points whose entropy falls below it flagged (a low gen-PPL from repetition).
 - ``reasoning``: accuracy by task and verifier (strict vs paper-faithful) with 95% intervals.
 - ``reversal``: exact match in the trained direction vs the reverse one, per model and task.
@@ -29,6 +30,10 @@ EXACT_COLOR, BOUND_COLOR, FLAG_COLOR = "#1f77b4", "#d95f02", "#d62728"
 #: metrics shown in the per-task interval chart, in this order (the first ones present, at most two)
 INTERVAL_METRICS = (M.NLL_PER_TOKEN, M.BITS_PER_BYTE, M.ACC, M.PERPLEXITY, M.WORD_PERPLEXITY)
 QUALITY_METRICS = (M.GEN_PPL, M.MAUVE)
+#: the frontier's quality axis, first present: gen-PPL, MAUVE, then a reasoning task's strict accuracy (swept runs only)
+FRONTIER_QUALITY = (*QUALITY_METRICS, M.STRICT_ACC)
+#: settings that make a separate line on the frontier (Fast-dLLM decoding), read from the sampler record first
+DECODER_KEYS = ("threshold", "factor", "cache")
 REASONING_METRICS = (M.STRICT_ACC, M.FAITHFUL_ACC)
 REVERSAL_METRICS = tuple(M.reversal_metric(d, M.EXACT_MATCH) for d in M.REVERSAL_DIRECTIONS)
 
@@ -63,9 +68,11 @@ def chart_rows(df) -> dict[str, int]:
     ``reversal``."""
     metric = df["metric"]
     frontier_runs = set(df[metric.isin(QUALITY_METRICS)]["run_id"]) & set(df[metric == M.NFE]["run_id"])
+    frontier_runs |= set(df[metric == M.STRICT_ACC]["run_id"]) & set(df[metric == M.NFE_PER_EXAMPLE]["run_id"])
     return {
         "intervals": int(metric.isin(INTERVAL_METRICS).sum()),
-        "frontier": int((df["run_id"].isin(frontier_runs) & metric.isin((*QUALITY_METRICS, M.NFE, M.SECONDS_PER_SAMPLE, M.TOKENS_PER_SECOND, M.ENTROPY))).sum()),
+        "frontier": int((df["run_id"].isin(frontier_runs) & metric.isin((*FRONTIER_QUALITY, M.NFE, M.NFE_PER_EXAMPLE, M.SECONDS_PER_SAMPLE,
+                                                                          M.TOKENS_PER_SECOND, M.ENTROPY))).sum()),
         "reasoning": int(metric.isin(REASONING_METRICS).sum()),
         "reversal": int(metric.isin(REVERSAL_METRICS).sum()),
     }
@@ -193,12 +200,38 @@ def _value(df, run_id: str, metric: str) -> tuple[float | None, float | None]:
     return _num(r["value"].iloc[0]), _num(r["stderr"].iloc[0])
 
 
+def _decoder(settings: Any) -> dict[str, Any]:
+    """The Fast-dLLM decoding settings a run was fed (``threshold``, ``factor``, ``cache``), from its sampler record
+    (``sampler.KEY``, flat or nested) before the model card's own value; unset ones left out."""
+    s = settings if isinstance(settings, dict) else {}
+    nested = s.get("sampler") if isinstance(s.get("sampler"), dict) else {}
+    out = {}
+    for k in DECODER_KEYS:
+        v = s.get(f"sampler.{k}", nested.get(k, s.get(k)))
+        if v is not None and v != "none":
+            out[k] = v
+    return out
+
+
+def _decoder_label(dec: dict[str, Any]) -> str:
+    """A frontier line's name: the parallel rule (not its value, which varies along the line) and the cache."""
+    parts = [k for k in ("threshold", "factor") if k in dec]
+    if "cache" in dec:
+        parts.append(f"{dec['cache']} cache")
+    return " + ".join(parts)
+
+
 def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
-    """Per sampling task: quality (gen-PPL or MAUVE) against NFE and against generated tokens per second (seconds
-    per sample for runs that predate the tokens/s metric), and entropy against NFE with the real-text entropy;
-    low-entropy points ringed in red."""
-    quality = next((m for m in QUALITY_METRICS if (tdf["metric"] == m).any()), None)
-    if quality is None or not (tdf["metric"] == M.NFE).any():
+    """Per sampling task: quality (gen-PPL, MAUVE, or a reasoning task's strict accuracy) against NFE and against
+    generated tokens per second (seconds per sample for runs that predate the tokens/s metric), and entropy against
+    NFE with the real-text entropy; low-entropy points ringed in red. One line per model and decoder: the step
+    sweep of the model's own sampler, and one per Fast-dLLM setting (threshold / factor, cache), each point
+    annotated with its threshold or factor. A reasoning task gets the chart only when a model has several runs."""
+    quality = next((m for m in FRONTIER_QUALITY if (tdf["metric"] == m).any()), None)
+    nfe_metric = M.NFE if (tdf["metric"] == M.NFE).any() else M.NFE_PER_EXAMPLE
+    if quality is None or not (tdf["metric"] == nfe_metric).any():
+        return None
+    if quality == M.STRICT_ACC and (tdf.groupby("model")["run_id"].nunique() <= 1).all():
         return None
     plt = _plt()
     from matplotlib.lines import Line2D
@@ -207,43 +240,52 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
     has_entropy = (tdf["metric"] == M.ENTROPY).any()
     has_rate = (tdf["metric"] == M.TOKENS_PER_SECOND).any()
     has_seconds = (tdf["metric"] == M.SECONDS_PER_SAMPLE).any()
-    panels = [(M.NFE, "function evaluations per sample (NFE)", quality)]
+    panels = [(nfe_metric, "function evaluations per sample (NFE)", quality)]
     if has_rate:
         panels.append((M.TOKENS_PER_SECOND, "generated tokens per second", quality))
     elif has_seconds:
         panels.append((M.SECONDS_PER_SAMPLE, "seconds per sample", quality))
     if has_entropy:
-        panels.append((M.NFE, "function evaluations per sample (NFE)", M.ENTROPY))
+        panels.append((nfe_metric, "function evaluations per sample (NFE)", M.ENTROPY))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 4.2), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = ("o", "s", "^", "D", "v", "P")
     ref = tdf[tdf["metric"] == M.REFERENCE_ENTROPY]
     any_flag = False
+    settings_of = dict(zip(tdf["run_id"], tdf["settings"])) if "settings" in tdf else {}
     for mi, (model, mdf) in enumerate(tdf.groupby("model", sort=True)):
         color = colors[mi % len(colors)]
-        pts = []
+        lines: dict[str, list[dict[str, Any]]] = {}
         for rid in mdf["run_id"].unique():
-            nfe, _ = _value(mdf, rid, M.NFE)
+            nfe, _ = _value(mdf, rid, nfe_metric)
             sec, _ = _value(mdf, rid, M.SECONDS_PER_SAMPLE)
             rate, _ = _value(mdf, rid, M.TOKENS_PER_SECOND)
             q, qse = _value(mdf, rid, quality)
             ent, ese = _value(mdf, rid, M.ENTROPY)
             flag, _ = _value(mdf, rid, M.LOW_ENTROPY_FLAG)
-            pts.append({M.NFE: nfe, M.SECONDS_PER_SAMPLE: sec, M.TOKENS_PER_SECOND: rate, quality: q, f"{quality}_se": qse, M.ENTROPY: ent,
-                        f"{M.ENTROPY}_se": ese, "flag": bool(flag)})
-        for ax, (xm, _xl, ym) in zip(axes[0], panels):
-            sel = sorted((p for p in pts if p[xm] is not None and p[ym] is not None), key=lambda p: p[xm])
-            if not sel:
-                continue
-            xs, ys = [p[xm] for p in sel], [p[ym] for p in sel]
-            es = [_ci(p[f"{ym}_se"]) for p in sel]
-            ax.errorbar(xs, ys, yerr=es, marker="o", color=color, capsize=3, label=model)
-            for p in sel:
-                if p["flag"]:
-                    any_flag = True
-                    ax.plot([p[xm]], [p[ym]], "o", ms=15, mfc="none", mec=FLAG_COLOR, mew=2)
-                    if ym != M.ENTROPY and p[M.ENTROPY] is not None:
-                        ax.annotate(f"H={p[M.ENTROPY]:.2f}", (p[xm], p[ym]), xytext=(8, -12), textcoords="offset points",
-                                    fontsize=7, color=FLAG_COLOR)
+            dec = _decoder(settings_of.get(rid))
+            lines.setdefault(_decoder_label(dec), []).append(
+                {nfe_metric: nfe, M.SECONDS_PER_SAMPLE: sec, M.TOKENS_PER_SECOND: rate, quality: q, f"{quality}_se": qse,
+                 M.ENTROPY: ent, f"{M.ENTROPY}_se": ese, "flag": bool(flag),
+                 "tag": next((f"{'τ' if k == 'threshold' else 'f'}={dec[k]:g}" for k in ("threshold", "factor") if k in dec), "")})
+        for li, (dname, pts) in enumerate(sorted(lines.items())):
+            for ax, (xm, _xl, ym) in zip(axes[0], panels):
+                sel = sorted((p for p in pts if p[xm] is not None and p[ym] is not None), key=lambda p: p[xm])
+                if not sel:
+                    continue
+                xs, ys = [p[xm] for p in sel], [p[ym] for p in sel]
+                es = [_ci(p[f"{ym}_se"]) for p in sel]
+                ax.errorbar(xs, ys, yerr=es, marker=markers[li % len(markers)], color=color, capsize=3,
+                            ls="-" if not dname else "--", label=f"{model} {dname}".strip())
+                for p in sel:
+                    if p["tag"]:
+                        ax.annotate(p["tag"], (p[xm], p[ym]), xytext=(4, 4), textcoords="offset points", fontsize=6, color=color)
+                    if p["flag"]:
+                        any_flag = True
+                        ax.plot([p[xm]], [p[ym]], "o", ms=15, mfc="none", mec=FLAG_COLOR, mew=2)
+                        if ym != M.ENTROPY and p[M.ENTROPY] is not None:
+                            ax.annotate(f"H={p[M.ENTROPY]:.2f}", (p[xm], p[ym]), xytext=(8, -12), textcoords="offset points",
+                                        fontsize=7, color=FLAG_COLOR)
     for ax, (_xm, xl, ym) in zip(axes[0], panels):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -256,7 +298,7 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
                 ax.annotate(f"real text {rv:.2f}", (1.0, rv), xycoords=("axes fraction", "data"), xytext=(-4, 4),
                             textcoords="offset points", ha="right", fontsize=8, color="gray")
         else:
-            better = "higher" if quality == M.MAUVE else "lower"
+            better = "higher" if quality in (M.MAUVE, M.STRICT_ACC) else "lower"
             ax.set_ylabel(f"{quality} ({better} is better)")
             if quality == M.GEN_PPL:
                 ax.set_yscale("log")
@@ -266,7 +308,8 @@ def frontier(tdf, task: str, settings_label=lambda run_id: "") -> Figure | None:
         handles.append(Line2D([], [], marker="o", ms=12, mfc="none", mec=FLAG_COLOR, mew=2, ls=""))
         lbls.append("flagged: entropy below real text (repetitive samples)")
     fig.legend(handles, lbls, loc="lower center", ncol=min(len(lbls), 4), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(f"{task}: speed vs quality (95% intervals)", y=1.1, fontsize=11)
+    legend_rows = math.ceil(len(lbls) / min(len(lbls), 4)) if lbls else 1
+    fig.suptitle(f"{task}: speed vs quality (95% intervals)", y=1.04 + 0.06 * legend_rows, fontsize=11)
     fig.tight_layout()
     return _figure(fig, f"frontier_{_safe(task)}", f"{task}: speed vs quality, with the entropy check")
 

@@ -66,13 +66,15 @@ def _short_settings(skey: str) -> str:
     s = json.loads(skey)
     keep = {}
     for k in ("steps", "sampler", "mc_samples", "precision", "stride", "time_sampling", "t_estimator", "greedy_method", "top_p", "temperature",
-              "topk_strategy"):
+              "topk_strategy", "threshold", "factor", "cache"):
         if f"sampler.{k}" in s:
             keep[k] = s[f"sampler.{k}"]
         elif k in s:
             keep[k] = s[k]
     if keep.get("sampler") != "topk":
         keep.pop("topk_strategy", None)  # the top-k decoding's option, a default everywhere else
+    if keep.get("cache") in ("none", False, True):
+        keep.pop("cache")  # Fast-dLLM's key/value cache names itself; "none" and MDLM's exact ddpm_cache flag are defaults
     return ", ".join(f"{k}={v}" for k, v in sorted(keep.items()) if v is not None)
 
 

@@ -11,6 +11,12 @@ Suite file (``suites/NAME.yaml``)::
     grid: {steps: [16, 64]}            # optional: cartesian product of setting values
     task_settings:                     # optional per-task overrides
       kjv-lastword: {strip_punctuation: true}
+    sweeps:                            # optional: several grids, each over its own models / tasks
+      - {models: [zoo-llada-kjv], grid: {threshold: [0.9, 0.5], cache: [none, prefix]}}
+      - {models: [zoo-ar-kjv], tasks: [genppl-kjv]}
+
+With ``sweeps`` the jobs are the union of one expansion per entry; an entry's ``models``, ``tasks``, ``grid`` and
+``settings`` replace (settings: extend) the suite's own, so a setting only one family has is swept only for it.
 
 Each job is keyed by the hash of its fully resolved spec (:func:`dlmbench.runner.resolve.cache_key`); a finished
 job is never recomputed unless forced, and since every job is written atomically, a killed suite
@@ -34,7 +40,8 @@ from dlmbench.registry import Registry
 from dlmbench.runner.resolve import cache_key, resolve, spec_key
 from dlmbench.specs import RunSpec, load_yaml
 
-_SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "settings", "grid", "task_settings"}
+_SUITE_KEYS = {"name", "description", "models", "tasks", "seeds", "limit", "settings", "grid", "task_settings", "sweeps"}
+_SWEEP_KEYS = {"models", "tasks", "grid", "settings"}
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,6 @@ def expand_suite(
         from dlmbench.specs import check_name
 
         check_name(where, "suite", data["name"])
-    models = [str(m) for m in _as_list(f"{where}: models", data.get("models"))]
-    tasks = [str(t) for t in _as_list(f"{where}: tasks", data.get("tasks"))]
-    if not models or not tasks:
-        raise BadSpec(f"{where}: needs at least one model and one task")
     seeds = _as_list(f"{where}: seeds", data.get("seeds", [0]))
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int):
@@ -115,24 +118,39 @@ def expand_suite(
     for key in ("settings", "task_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
             raise BadSpec(f"{where}: {key} must be a mapping of setting names to values")
-    grid = data.get("grid") or {}
-    if not isinstance(grid, Mapping):
-        raise BadSpec(f"{where}: grid must map setting names to lists of values")
-    grid_keys = tuple(grid)
-    combos = [dict(zip(grid_keys, values)) for values in itertools.product(*(_as_list(f"{where}: grid.{k}", grid[k]) for k in grid_keys))]
     per_task = data.get("task_settings") or {}
-    base_settings = {**(data.get("settings") or {}), **(settings or {})}
     lim = limit if limit is not None else data.get("limit")
+    sweeps = data.get("sweeps")
+    if sweeps is None:
+        sweeps = [{}]
+    elif not isinstance(sweeps, list) or not sweeps or not all(isinstance(sw, Mapping) for sw in sweeps):
+        raise BadSpec(f"{where}: sweeps must be a non-empty list of mappings (models, tasks, grid, settings)")
     jobs = []
-    for m in models:
-        for t in tasks:
-            for combo in combos:
-                for seed in seeds:
-                    overrides = {**base_settings, **combo, **{f"task.{k}": v for k, v in (per_task.get(t) or {}).items()}}
-                    run = resolve(m, t, settings=overrides, seed=seed, limit=lim, registry=registry)
-                    rid = cache_key(run)
-                    folder = store.run_folder(out, run.model.name, run.task.name, rid)
-                    jobs.append(Job(run, rid, folder, tuple(combo.items())))
+    for i, sw in enumerate(sweeps):
+        at = where if len(sweeps) == 1 and not sw else f"{where}: sweeps[{i}]"
+        if set(sw) - _SWEEP_KEYS:
+            raise BadSpec(f"{at}: unknown field {sorted(set(sw) - _SWEEP_KEYS)[0]!r} (a sweep has {', '.join(sorted(_SWEEP_KEYS))})")
+        models = [str(m) for m in _as_list(f"{at}: models", sw.get("models", data.get("models")))]
+        tasks = [str(t) for t in _as_list(f"{at}: tasks", sw.get("tasks", data.get("tasks")))]
+        if not models or not tasks:
+            raise BadSpec(f"{at}: needs at least one model and one task")
+        if not isinstance(sw.get("settings") or {}, Mapping):
+            raise BadSpec(f"{at}: settings must be a mapping of setting names to values")
+        grid = sw.get("grid", data.get("grid")) or {}
+        if not isinstance(grid, Mapping):
+            raise BadSpec(f"{at}: grid must map setting names to lists of values")
+        grid_keys = tuple(grid)
+        combos = [dict(zip(grid_keys, values)) for values in itertools.product(*(_as_list(f"{at}: grid.{k}", grid[k]) for k in grid_keys))]
+        base_settings = {**(data.get("settings") or {}), **(sw.get("settings") or {}), **(settings or {})}
+        for m in models:
+            for t in tasks:
+                for combo in combos:
+                    for seed in seeds:
+                        overrides = {**base_settings, **combo, **{f"task.{k}": v for k, v in (per_task.get(t) or {}).items()}}
+                        run = resolve(m, t, settings=overrides, seed=seed, limit=lim, registry=registry)
+                        rid = cache_key(run)
+                        folder = store.run_folder(out, run.model.name, run.task.name, rid)
+                        jobs.append(Job(run, rid, folder, tuple(combo.items())))
     # the same resolved spec twice is one job
     unique: dict[str, Job] = {}
     for j in jobs:

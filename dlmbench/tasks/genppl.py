@@ -129,7 +129,8 @@ def run_genppl(model: LanguageModel, task: TaskSpec, *, seed: int, limit: int | 
         MetricValue(names.REFERENCE_ENTROPY, ref.value, ref.stderr, ref.n, "exact", True, {}),
         MetricValue(names.LOW_ENTROPY_FLAG, float(low), None, n, "exact", False, {}),
         # network evaluations per sample (the papers' NFE), not the batched calls summed over chunks
-        MetricValue(names.NFE, float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False, {"batched_calls": int(out.nfe)}),
+        MetricValue(names.NFE, float(out.settings.get("nfe_per_sample", out.nfe)), None, n, "exact", False,
+                    {"batched_calls": int(out.nfe), **({"nfe_total": int(out.settings["nfe_total"])} if "nfe_total" in out.settings else {})}),
         MetricValue(names.SECONDS_PER_SAMPLE, gen_seconds / max(n, 1), None, n, "exact", False, {}),
         MetricValue(names.TOKENS_PER_SECOND, n * length / max(gen_seconds, 1e-9), None, n, "exact", True,
                     {"tokens": int(n * length)}),

@@ -296,6 +296,7 @@ class ARModel(LanguageModel):
             )
         out: list[list[int]] = []
         nfe = 0
+        row_nfe: list[int] = []  # calls each row took part in (with the KV cache: one per generated token)
         bs = self.settings.batch_size
         with _progress(n, "ar sample") as bar:
             for j0 in range(0, n, bs):
@@ -304,6 +305,7 @@ class ARModel(LanguageModel):
                 tokens, f = self._sample_batch(pre, length, gens, st)
                 out.extend(tokens)
                 nfe += f
+                row_nfe.extend([f] * len(rows))
                 bar.update(len(rows))
         texts = [self.tokenizer.decode(t) for t in out]
         info = {
@@ -313,6 +315,8 @@ class ARModel(LanguageModel):
             "top_k": st.top_k,
             "top_p": st.top_p,
             "precision": st.precision,
+            "nfe_per_sample": float(sum(row_nfe) / max(len(row_nfe), 1)),
+            "nfe_total": int(sum(row_nfe)),
         }
         return SampleResult(tokens=out, texts=texts, nfe=nfe, settings=info)
 

@@ -15,7 +15,9 @@ interface.
   the model's own likelihood and is labelled as such in the settings.
 - ``greedy_match``: LLaDA's ``suffix_greedy_prediction`` (iterative most-confident unmasking), or the
   one-shot argmax, as the ``greedy`` setting says.
-- ``sample``: low-confidence / random remasking with semi-autoregressive blocks (``generate.py``).
+- ``sample``: low-confidence / random remasking with semi-autoregressive blocks (``generate.py``), and Fast-dLLM's
+  confidence-threshold parallel decoding and block-wise approximate key/value cache (settings ``threshold``,
+  ``factor``, ``cache``; Wu et al. 2025, NVlabs/Fast-dLLM ``llada/generate.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlmbench.errors import BadSpec, NotSupported
+from dlmbench.errors import BadSpec
 from dlmbench.families.llada.settings import LLaDASettings, block_schedule
 from dlmbench.specs import ModelSpec
 from dlmbench.interface import SampleResult, load_settings, require_finite
@@ -140,40 +142,74 @@ class LLaDAModel(DiffusionLM):
 
     # -- sampling ---------------------------------------------------------------------------------
     def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
-        try:
-            from dlmbench.diffusion.remasking import low_confidence_remasking  # type: ignore[attr-defined]
-        except ImportError as e:  # pragma: no cover - until the shared samplers land
-            raise NotSupported(f"LLaDA sampling needs dlmbench.diffusion ({e})") from None
+        """LLaDA's low-confidence / random remasking with semi-autoregressive blocks, optionally with Fast-dLLM's
+        parallel decoding (``threshold`` / ``factor``) and block-wise key/value cache (``cache``)
+        (:func:`dlmbench.diffusion.remasking.low_confidence_remasking`). Rows are drawn in chunks of ``batch_size``
+        with one seed per row (:func:`dlmbench.diffusion.adapter.sample_seeds`), so a row does not depend on ``n``
+        or the batch size. The record has ``nfe_per_sample`` (mean network calls per row: with ``threshold`` it
+        varies per row) and ``nfe_total`` (their sum)."""
+        from dlmbench.diffusion.adapter import sample_seeds
+        from dlmbench.diffusion.remasking import low_confidence_remasking
+
         st = self._with({**settings, **({} if steps is None else {"steps": steps})}, "sampling")
         steps = st.steps
         prompt = list(prefix or [])
-        if length < 1:
-            raise BadSpec(f"LLaDA sampling: length must be at least 1, not {length}")
+        if length < 1 or n < 1:
+            raise BadSpec(f"LLaDA sampling: n and length must be at least 1, not n={n}, length={length}")
         block, n_blocks = block_schedule(length, st.block_length, steps)  # a request shorter than one block is one block
-        x = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
+        seeds = sample_seeds(seed, n)
+        x_all = torch.full((n, len(prompt) + length), self.mask_id, dtype=torch.long, device=self.device)
         if prompt:
-            x[:, : len(prompt)] = torch.tensor(prompt, device=self.device)
-        pm = torch.zeros_like(x, dtype=torch.bool)
-        pm[:, : len(prompt)] = True
+            x_all[:, : len(prompt)] = torch.tensor(prompt, device=self.device)
+        tokens, row_nfe, nfe = [], [], 0
         with torch.inference_mode():
-            out, nfe = low_confidence_remasking(
-                lambda xt: self._guided_log_probs(xt, pm[: xt.shape[0]], "float64"),
-                x,
-                prompt_length=len(prompt),
-                steps=steps,
-                block_length=block,
-                remasking=st.remasking,
-                temperature=st.temperature,
-                mask_id=self.mask_id,
-                seed=seed,
-                precision=st.precision,
-            )
-        gen = out[:, len(prompt) :].tolist()
-        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(nfe), {"sampler": f"llada_{st.remasking}", "steps": steps, "block_length": block, "temperature": st.temperature, "cfg": st.cfg, "precision": st.precision})
+            for s in range(0, n, st.batch_size):
+                x = x_all[s : s + st.batch_size]
+                pm = torch.zeros_like(x, dtype=torch.bool)
+                pm[:, : len(prompt)] = True
+                den = _BackboneCache(self) if st.cache != "none" else (lambda xt, pm=pm: self._guided_log_probs(xt, pm[: xt.shape[0]], "float64"))
+                out = low_confidence_remasking(
+                    den, x, prompt_length=len(prompt), steps=steps, block_length=block, remasking=st.remasking,
+                    temperature=st.temperature, mask_id=self.mask_id, seeds=seeds[s : s + st.batch_size],
+                    precision=st.precision, threshold=st.threshold, factor=st.factor, cache=st.cache,
+                )
+                tokens.append(out.tokens[:, len(prompt) :])
+                row_nfe.append(out.row_nfe)
+                nfe += int(out.nfe)
+        rn = torch.cat(row_nfe).double()
+        gen = torch.cat(tokens).tolist()
+        record = {"sampler": f"llada_{st.remasking}", "steps": steps, "block_length": block, "temperature": st.temperature,
+                  "cfg": st.cfg, "precision": st.precision, "threshold": st.threshold, "factor": st.factor, "cache": st.cache,
+                  "nfe_per_sample": float(rn.mean()), "nfe_total": int(rn.sum()), "seeding": "per_row"}
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], nfe, record)
 
     def describe(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.backbone.parameters())
         return {"family": self.family, "bound": "upper", "checkpoint": self.spec.checkpoint.describe(), "dtype": str(next(self.backbone.parameters()).dtype).replace("torch.", ""), "n_params": int(n_params), **self.settings.model_dump()}
+
+
+class _BackboneCache:
+    """The LLaDA backbone as a :class:`dlmbench.diffusion.remasking.BlockCachedDenoiser` (no CFG): ``refresh`` is the
+    full forward keeping each layer's keys/values (:meth:`LLaDABackbone.forward_kv`), ``window`` the forward over
+    a window of positions against them (:meth:`LLaDABackbone.forward_window`); both return float64 log-probs as
+    the uncached denoiser does."""
+
+    def __init__(self, model: LLaDAModel):
+        self.model = model
+
+    def _log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        out = require_finite(logits.float(), f"llada {self.model.spec.name}: network output")
+        return torch.log_softmax(out.double(), dim=-1)
+
+    def refresh(self, x: torch.Tensor):
+        logits, kv = self.model.backbone.forward_kv(x)
+        return self._log_probs(logits), kv
+
+    def window(self, x_w: torch.Tensor, state, lo: int) -> torch.Tensor:
+        return self._log_probs(self.model.backbone.forward_window(x_w, state, lo))
+
+    def select(self, state, rows: torch.Tensor):
+        return [(k[rows], v[rows]) for k, v in state]
 
 
 def load_llada(spec: ModelSpec, *, device: str = "cpu", batch_size: int | None = None) -> LLaDAModel:

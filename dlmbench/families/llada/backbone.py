@@ -20,6 +20,12 @@ Numerics, as the reference:
   interleaved one.
 * ``softmax(q kᵀ / √d) v`` via ``scaled_dot_product_attention(is_causal=False)``.
 
+Fast-dLLM's block-wise approximate key/value cache (Wu et al. 2025, arXiv 2505.22618, Sec. 3.2):
+:meth:`LLaDABackbone.forward_kv` is the full forward that also returns every layer's keys/values, and
+:meth:`LLaDABackbone.forward_window` a forward over a window of positions whose queries attend to the window's
+fresh keys/values and the cached ones elsewhere; exact when nothing changed since the cache was filled (or with
+one layer), approximate otherwise (see its docstring).
+
 When the module itself runs in float64 (tests), "float32" above means the module's dtype, so that a
 float64 forward is exact to float64 rounding.
 """
@@ -267,17 +273,32 @@ class LLaDABlock(nn.Module):
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None
     ) -> torch.Tensor:
+        return self.forward_kv(x, cos, sin, key_padding)[0]
+
+    def forward_kv(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None, lo: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(out, k, v)`` for the ``W`` positions of ``x [B, W, D]`` (``cos``/``sin`` their rows of the RoPE tables);
+        ``k, v`` ``[B, H_kv, W, d]`` after RoPE. With ``past = (K, V)`` (``[B, H_kv, L, d]``, a full sequence's keys
+        and values) the window sits at positions ``lo .. lo + W - 1`` and its queries attend to
+        ``K[:lo] ++ k ++ K[lo + W:]`` (the window's own keys replace the cached ones there)."""
         c = self.config
-        B, L, D = x.shape
+        B, W, D = x.shape
         n1 = self.attn_norm(x)
         q = self._heads(self.q_proj(n1), c.n_heads)
         k = self._heads(self.k_proj(n1), c.effective_n_kv_heads)
         v = self._heads(self.v_proj(n1), c.effective_n_kv_heads)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        att = bidirectional_attention(q, k, v, key_padding)
-        h = x + self.attn_out(att.transpose(1, 2).reshape(B, L, D))
+        keys, values = k, v
+        if past is not None:
+            pk, pv = past
+            keys = torch.cat((pk[:, :, :lo], k, pk[:, :, lo + W :]), dim=2)
+            values = torch.cat((pv[:, :, :lo], v, pv[:, :, lo + W :]), dim=2)
+        att = bidirectional_attention(q, keys, values, key_padding)
+        h = x + self.attn_out(att.transpose(1, 2).reshape(B, W, D))
         n2 = self.ff_norm(h)
-        return h + self.ff_out(F.silu(self.ff_proj(n2)) * self.up_proj(n2))
+        return h + self.ff_out(F.silu(self.ff_proj(n2)) * self.up_proj(n2)), k, v
 
 
 class _Transformer(nn.Module):
@@ -321,28 +342,68 @@ class LLaDABackbone(nn.Module):
         only on relative positions and attention is bidirectional, left or right padding leaves the
         logits of real tokens unchanged (up to rounding).
         """
-        c, t = self.config, self.model.transformer
+        t = self.model.transformer
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)}")
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
             )
-        x = t.wte(input_ids)
-        if c.input_emb_norm:
-            x = x * (c.d_model**0.5)
-        rope_dtype = _norm_dtype(x.dtype) if c.rope_full_precision else x.dtype
-        cos, sin = rope_tables(input_ids.shape[1], c.head_dim, c.rope_theta, device=x.device, dtype=rope_dtype)
+        x, cos, sin = self._embed(input_ids, input_ids.shape[1])
         key_padding = None
         if attention_mask is not None and not bool(attention_mask.all()):
             key_padding = attention_mask.to(torch.bool)
         for block in t.blocks:
             x = block(x, cos, sin, key_padding)
-        x = t.ln_f(x if positions is None else x[positions])
+        return self._head(x if positions is None else x[positions])
+
+    def _embed(self, input_ids: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token embeddings and the RoPE tables of positions ``0 .. length - 1``."""
+        c = self.config
+        x = self.model.transformer.wte(input_ids)
+        if c.input_emb_norm:
+            x = x * (c.d_model**0.5)
+        rope_dtype = _norm_dtype(x.dtype) if c.rope_full_precision else x.dtype
+        cos, sin = rope_tables(length, c.head_dim, c.rope_theta, device=x.device, dtype=rope_dtype)
+        return x, cos, sin
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        c, t = self.config, self.model.transformer
+        x = t.ln_f(x)
         logits = F.linear(x, t.wte.weight) if c.weight_tying else t.ff_out(x)
         if c.scale_logits:
             logits = logits * (1 / math.sqrt(c.d_model))
         return logits
+
+    # -- Fast-dLLM's block-wise approximate key/value cache (Wu et al. 2025, arXiv 2505.22618, Sec. 3.2) ---------
+    def forward_kv(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The full forward (no padding) and every layer's keys and values ``[B, H_kv, L, d]`` (after RoPE):
+        logits equal :meth:`forward`'s."""
+        x, cos, sin = self._embed(input_ids, input_ids.shape[1])
+        kv = []
+        for block in self.model.transformer.blocks:
+            x, k, v = block.forward_kv(x, cos, sin)
+            kv.append((k, v))
+        return self._head(x), kv
+
+    def forward_window(self, window_ids: torch.Tensor, past: list[tuple[torch.Tensor, torch.Tensor]], lo: int) -> torch.Tensor:
+        """Logits ``[B, W, V]`` of the positions ``lo .. lo + W - 1`` holding ``window_ids [B, W]``, every layer's
+        queries attending to the window's fresh keys/values and to ``past``'s (from :meth:`forward_kv` on a
+        sequence of the same length) everywhere else.
+
+        Exact (equal to :meth:`forward` on the window's rows) when the tokens outside the window are those ``past``
+        was computed from *and* the window's tokens are too, or when the network has one layer (first-layer keys
+        and values depend on their own token and position only). Otherwise approximate: in a bidirectional
+        network the cached keys/values of layers above the first depend on every token, the window's included.
+        """
+        length = past[0][0].shape[2]
+        if lo < 0 or lo + window_ids.shape[1] > length:
+            raise ValueError(f"window [{lo}, {lo + window_ids.shape[1]}) does not fit the cached length {length}")
+        x, cos, sin = self._embed(window_ids, length)
+        cos, sin = cos[lo : lo + window_ids.shape[1]], sin[lo : lo + window_ids.shape[1]]
+        for block, kv in zip(self.model.transformer.blocks, past):
+            x, _, _ = block.forward_kv(x, cos, sin, past=kv, lo=lo)
+        return self._head(x)
 
 
 def expected_shapes(config: LLaDAConfig) -> dict[str, tuple[int, ...]]:

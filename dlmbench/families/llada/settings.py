@@ -4,6 +4,10 @@ Defaults follow the LLaDA reference (https://github.com/ML-GSAI/LLaDA: ``get_log
 ``mc_num=128`` and ``cfg_scale=0``; ``generate.py`` with ``steps=128``, ``block_length=32``,
 ``remasking='low_confidence'`` and ``temperature=0``). ``score_precision`` is dlmbench's own choice for the
 likelihood bound's normalisation (see :meth:`dlmbench.families.llada.adapter.LLaDAModel._guided_log_probs`).
+Fast-dLLM's decoding (Wu et al. 2025, https://github.com/NVlabs/Fast-dLLM ``llada/generate.py``): ``threshold``
+(commit every masked position of the block whose prediction has probability >= threshold, at least one per step),
+``factor`` (the paper's adaptive rule) and ``cache`` (``prefix`` / ``dual`` block-wise approximate key/value cache);
+all off by default, so a card without them decodes as LLaDA's ``generate.py`` does.
 ``time_sampling`` couples the numbers of masked tokens of one request's draws
 (:func:`dlmbench.diffusion.masked.llada_bound_mc`): ``stratified`` (default, one uniform per stratum, collapsed-strata
 stderr) or ``systematic`` (one shared offset, the shape of LLaDA's own ``forward_process``) or ``iid``.
@@ -21,6 +25,7 @@ from dlmbench.errors import BadSetting
 from dlmbench.specs.settings import Settings
 
 Remasking = Literal["low_confidence", "random"]
+Cache = Literal["none", "prefix", "dual"]
 
 
 def block_schedule(length: int, block_length: int | None, steps: int) -> tuple[int, int]:
@@ -64,10 +69,31 @@ class LLaDASettings(Settings):
     block_length: int | None = Field(32, ge=1, description="semi-autoregressive block length (null: one block)")
     remasking: Remasking = Field("low_confidence", description="which predictions are re-masked: low_confidence or random")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature, >= 0 (0: argmax tokens)")
+    threshold: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="Fast-dLLM parallel decoding: commit every masked block position with confidence >= threshold "
+        "(at least one per step), in (0, 1]; steps then only fixes the block schedule; null: steps / n_blocks tokens per step",
+    )
+    factor: float | None = Field(
+        None, gt=0.0, description="Fast-dLLM's adaptive rule instead: commit the n most confident with (n + 1)(1 - c_n) <= factor; > 0"
+    )
+    cache: Cache = Field(
+        "none", description="block-wise approximate key/value cache: none, prefix (reuse the prefix), dual (prefix and suffix); needs cfg 0"
+    )
     precision: Precision = Field("float64", description=PRECISION_DOC)
     score_precision: Literal["float32", "float64"] = Field(
         "float32", description="dtype of the bound's and greedy check's log-softmax: float32 (in place) or float64"
     )
+
+    @model_validator(mode="after")
+    def _fast_decoding(self) -> LLaDASettings:
+        if self.threshold is not None and self.factor is not None:
+            raise ValueError("set at most one of threshold and factor")
+        if (self.threshold is not None or self.factor is not None) and self.remasking != "low_confidence":
+            raise ValueError("threshold / factor decoding ranks by confidence: it needs remasking low_confidence")
+        if self.cache != "none" and self.cfg > 0:
+            raise ValueError(f"cache {self.cache} needs cfg 0 (the unconditional pass has no cache)")
+        return self
 
     @model_validator(mode="after")
     def _gen_length_schedule(self) -> LLaDASettings:
@@ -85,4 +111,4 @@ class LLaDASettings(Settings):
             raise BadSetting(f"{where}: {e}") from None
 
 
-__all__ = ["LLaDASettings", "Remasking", "block_schedule"]
+__all__ = ["Cache", "LLaDASettings", "Remasking", "block_schedule"]

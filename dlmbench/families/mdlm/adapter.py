@@ -26,7 +26,11 @@ through the shared interface.
   categorical draws in ``precision`` (float64 by default; float32 reproduces the reference's truncated
   Gumbel draws); ``topk``: the easy-first top-k decoding of diffusion-vs-ar (Ye et al. 2024; the reasoning
   tasks' reference decoding: ``steps`` passes, each keeping the most confident argmax predictions and
-  re-masking the rest on a ``topk_strategy`` schedule, default ``stochastic0.5-linear``).
+  re-masking the rest on a ``topk_strategy`` schedule, default ``stochastic0.5-linear``); ``confidence``: LLaDA's
+  low-confidence remasking over the canvas, with Fast-dLLM's parallel decoding when ``threshold`` / ``factor`` is
+  set (a variable number of network calls per row, recorded as ``nfe_per_sample``). No key/value cache: the DiT
+  is bidirectional like LLaDA, but the zoo's canvases are 64-128 tokens where a full pass is cheap, and
+  ``ddpm_cache`` already skips calls on unchanged canvases exactly.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ class MDLMModel(DiTLM):
                       top_p=None if top_p is None or top_p >= 1 else top_p, precision=st.precision)
         if st.sampler == "first_hitting":
             return first_hitting(denoiser, canvas, **common)
+        if st.sampler == "confidence":
+            return self._confidence_canvas(canvas, seeds, st)
         if st.sampler == "topk":
             return topk_decoding(lambda x: self._denoiser(x, None), canvas, mask_id=self.mask_id, steps=st.steps,
                                  strategy=st.topk_strategy, seeds=seeds)
@@ -113,6 +119,8 @@ class MDLMModel(DiTLM):
                               cache=self._cache_used(st), final="argmax" if st.noise_removal else "sample", **common)
 
     def _sampler_record(self, st: MDLMSettings) -> dict[str, Any]:
+        if st.sampler == "confidence":
+            return self._confidence_record(st)
         if st.sampler == "topk":  # argmax predictions; the strategy's noise only orders the re-masking
             return {"sampler": "topk", "steps": st.steps, "topk_strategy": st.topk_strategy}
         rec = {"sampler": st.sampler, "temperature": st.temperature, "top_p": st.top_p, "precision": st.precision}

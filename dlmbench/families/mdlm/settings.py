@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from dlmbench.diffusion.settings import CanvasSettings
 
-Sampler = Literal["ddpm_cache", "ddpm", "ancestral", "first_hitting", "topk"]
+Sampler = Literal["ddpm_cache", "ddpm", "ancestral", "first_hitting", "topk", "confidence"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 #: ``<deterministic|stochastic<scale>>-<linear|cosine>`` (:func:`dlmbench.diffusion.remasking.topk_decoding`)
@@ -32,7 +32,8 @@ class MDLMSettings(CanvasSettings):
 
     sampler: Sampler = Field(
         "ddpm_cache",
-        description="ddpm_cache (MDLM's default predictor), ddpm (= ancestral), ancestral, first_hitting, or topk (easy-first top-k decoding)",
+        description="ddpm_cache (MDLM's default predictor), ddpm (= ancestral), ancestral, first_hitting, topk (easy-first top-k decoding), "
+        "or confidence (low-confidence remasking; Fast-dLLM parallel decoding with threshold / factor)",
     )
     t_estimator: Literal["auto", "sampled", "integrated"] = Field(
         "auto",

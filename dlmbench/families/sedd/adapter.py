@@ -17,6 +17,9 @@ diffusion on the absorbing graph, through the shared interface.
   predictor, times ``linspace(1, sampler_eps, steps + 1)``, final denoising step (``denoise``) that *samples*
   the remaining masks; nucleus ``top_p`` / temperature reshape the clean-token proportions without
   changing the unmasking probability (``temperature: 0``: all of it on the argmax token); categorical draws in ``precision`` (float64 by default).
+  ``confidence``: SEDD read as a masked model (as the greedy check), LLaDA's low-confidence remasking with Fast-dLLM's
+  parallel decoding when ``threshold`` / ``factor`` is set. No key/value cache: SEDD's DiT is time-conditioned
+  (adaLN on the noise level), so cached keys/values would also be stale in time.
 
 The noise schedule and graph come from the checkpoint's Hydra config when it has one (``noise.type``:
 ``loglinear`` or ``geometric``; ``graph.type`` must be ``absorb``, the only graph of the published models).
@@ -97,6 +100,8 @@ class SEDDModel(DiTLM):
     def _sample_canvas(self, canvas, seeds, st):
         from dlmbench.families.sedd.samplers import sedd_sample
 
+        if st.sampler == "confidence":
+            return self._confidence_canvas(canvas, seeds, st)
         top_p, temp = st.top_p, st.temperature
         return sedd_sample(self._score if temp > 0 else self._argmax_score, canvas, graph=self.graph, schedule=self.schedule, steps=st.steps,
                            predictor=st.sampler, seeds=seeds, eps=st.sampler_eps,
@@ -105,6 +110,8 @@ class SEDDModel(DiTLM):
                            precision=st.precision)
 
     def _sampler_record(self, st: SEDDSettings) -> dict[str, Any]:
+        if st.sampler == "confidence":
+            return self._confidence_record(st)
         return {k: getattr(st, k) for k in ("sampler", "steps", "sampler_eps", "denoise", "temperature", "top_p", "precision")}
 
     def describe(self) -> dict[str, Any]:

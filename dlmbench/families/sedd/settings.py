@@ -18,14 +18,15 @@ from pydantic import Field
 
 from dlmbench.diffusion.settings import CanvasSettings
 
-Sampler = Literal["analytic", "euler"]
+Sampler = Literal["analytic", "euler", "confidence"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 class SEDDSettings(CanvasSettings):
     """Settings of a SEDD model card (``settings:``) or ``--set``."""
 
-    sampler: Sampler = Field("analytic", description="predictor: analytic (Tweedie tau-leaping, run_sample.py) or euler")
+    sampler: Sampler = Field("analytic", description="predictor: analytic (Tweedie tau-leaping, run_sample.py), euler, or confidence "
+                          "(SEDD read as a masked model, low-confidence remasking; Fast-dLLM parallel decoding with threshold / factor)")
     steps: int = Field(1024, ge=1, description="sampling steps (run_sample.py default: 1024)")
     denoise: bool = Field(True, description="final denoising step that samples the masks left after the last step")
 

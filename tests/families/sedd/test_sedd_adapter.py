@@ -153,7 +153,7 @@ def test_sampling_settings_recorded_and_unknown_sampler(tiny):
     _, _, model = tiny
     out = model.sample(2, 8, steps=3, seed=1, top_p=0.8, precision="float32")
     assert (out.settings["top_p"], out.settings["precision"], out.settings["steps"]) == (0.8, "float32", 3)
-    with pytest.raises(BadSetting, match="sedd sampling: setting 'sampler' = 'eular' is not allowed: Input should be 'analytic' or 'euler'"):
+    with pytest.raises(BadSetting, match="sedd sampling: setting 'sampler' = 'eular' is not allowed: Input should be 'analytic', 'euler' or 'confidence'"):
         model.sample(1, 4, sampler="eular")
 
 
