@@ -116,9 +116,25 @@ class DUOModel(DiffusionLM):
     def _decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([int(t) for t in ids if 0 <= int(t) < self._n_text_ids])  # the pad row has no text
 
-    def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
+    def _window(self, x: torch.Tensor, fixed: torch.Tensor, seeds: Sequence[int], st: DUOSettings) -> tuple[torch.Tensor, int]:
+        """Sample the free positions of one window ``x [n, <= max_length]`` in chunks of ``batch_size`` rows."""
         from dlmbench.families.duo.samplers import duo_ancestral
 
+        top_p = None if st.top_p is None or st.top_p >= 1 else st.top_p
+        toks, nfe = [], 0
+        for s in range(0, x.shape[0], st.batch_size):
+            out = duo_ancestral(self._denoiser, x[s: s + st.batch_size], fixed[s: s + st.batch_size],
+                                vocab_size=self.vocab_size, seeds=list(seeds[s: s + st.batch_size]), schedule=self.schedule,
+                                steps=st.steps, eps=st.sampler_eps, noise_removal=st.noise_removal,
+                                temperature=st.temperature, top_p=top_p, precision=st.precision)
+            toks.append(out.tokens)
+            nfe += int(out.nfe)
+        return torch.cat(toks), nfe
+
+    def sample(self, n: int, length: int, *, prefix=None, steps=None, seed: int = 0, **settings: Any) -> SampleResult:
+        """``n`` continuations of ``length`` tokens after ``prefix`` (kept clean). Longer than the model's window: windows
+        of ``max_length`` advancing by half a window, each conditioned on the tokens before it (the reference's
+        ``_semi_ar_sampler`` idea), a window's row seeds from ``(seed, row, window)``."""
         given = dict(settings)
         if steps is not None:
             given["steps"] = steps
@@ -126,30 +142,33 @@ class DUOModel(DiffusionLM):
         if int(n) < 1 or int(length) < 1:
             raise BadSpec(f"duo: sample needs n >= 1 and length >= 1 (got n={n}, length={length})")
         prompt = [int(t) for t in (prefix or [])]
+        window = self.max_length
+        if len(prompt) >= window:
+            raise BadSpec(f"duo: a prefix of {len(prompt)} tokens leaves no room in the {window}-token window")
         total = len(prompt) + int(length)
-        if total > self.max_length:
-            raise BadSpec(f"duo: a prefix of {len(prompt)} plus {length} new tokens exceed the model's {self.max_length}-token window")
         seeds = sample_seeds(seed, n)
-        x = torch.zeros(int(n), total, dtype=torch.long, device=self.device)
-        fixed = torch.zeros_like(x, dtype=torch.bool)
-        if prompt:
-            x[:, : len(prompt)] = torch.tensor(prompt, dtype=torch.long, device=self.device)
-            fixed[:, : len(prompt)] = True
-        toks, nfe = [], 0
-        top_p = None if st.top_p is None or st.top_p >= 1 else st.top_p
+        seq = torch.tensor([prompt] * int(n), dtype=torch.long, device=self.device).reshape(int(n), len(prompt))
+        nfe, per_row, rnd = 0, 0, 0
+        stride = max(1, window // 2)
         with torch.inference_mode():
-            for s in range(0, int(n), st.batch_size):
-                out = duo_ancestral(self._denoiser, x[s: s + st.batch_size], fixed[s: s + st.batch_size],
-                                    vocab_size=self.vocab_size, seeds=seeds[s: s + st.batch_size], schedule=self.schedule,
-                                    steps=st.steps, eps=st.sampler_eps, noise_removal=st.noise_removal,
-                                    temperature=st.temperature, top_p=top_p, precision=st.precision)
-                toks.append(out.tokens)
-                nfe += int(out.nfe)
-                per_row = int(out.nfe)
-        gen = torch.cat(toks)[:, len(prompt):].tolist()
+            while seq.shape[1] < total:
+                new = min(total - seq.shape[1], window - seq.shape[1] if rnd == 0 else stride)
+                ctx = seq[:, max(0, seq.shape[1] - (window - new)):]
+                x = torch.cat([ctx, torch.zeros(int(n), new, dtype=torch.long, device=self.device)], dim=1)
+                fixed = torch.zeros_like(x, dtype=torch.bool)
+                fixed[:, : ctx.shape[1]] = True
+                rows = seeds if rnd == 0 else [request_seed(s, "semi-ar", rnd) for s in seeds]
+                out, calls = self._window(x, fixed, rows, st)
+                seq = torch.cat([seq, out[:, ctx.shape[1]:]], dim=1)
+                nfe += calls
+                per_row += calls // max(1, -(-int(n) // st.batch_size))
+                rnd += 1
+        gen = seq[:, len(prompt):].tolist()
         record = {"sampler": st.sampler, "steps": st.steps, "sampler_eps": st.sampler_eps, "noise_removal": st.noise_removal,
                   "temperature": st.temperature, "top_p": st.top_p, "precision": st.precision,
                   "nfe_per_sample": float(per_row)}
+        if rnd > 1:
+            record["semi_autoregressive"] = {"window": window, "stride": stride, "windows": rnd}
         return SampleResult(gen, [self._decode(g) for g in gen], nfe, record)
 
     # -- provenance ------------------------------------------------------------------------------------

@@ -113,3 +113,15 @@ def test_cli_runs_kjv_end_to_end(tiny, tmp_path, capsys):
     ppl = next(r for r in rows if r["metric"] == "perplexity")
     assert ppl["bound"] == "upper" and ppl["family"] == "duo" and ppl["n"] > 0 and 1 < ppl["value"] < math.inf
     assert np.isfinite(ppl["stderr"])
+
+
+def test_long_samples_slide_the_window_over_the_clean_past(tiny):
+    _info, _spec, model = tiny
+    prefix = [0] + ids(model, 4)
+    out = model.sample(2, 50, prefix=prefix, seed=2, steps=3)  # 55 tokens through a 32-position model
+    assert [len(r) for r in out.tokens] == [50, 50]
+    semi = out.settings["semi_autoregressive"]
+    assert semi["window"] == 32 and semi["stride"] == 16 and semi["windows"] == 3  # 27 new, then 16, then 7
+    assert out.nfe == 3 * 4 and out.settings["nfe_per_sample"] == 12.0
+    short = model.sample(2, 27, prefix=prefix, seed=2, steps=3)  # the first window alone: the same tokens
+    assert [r[:27] for r in out.tokens] == short.tokens
