@@ -11,6 +11,8 @@
   ``t = 1``, match iff every target is the argmax (:func:`~.estimator.duo_one_shot_argmax`).
 - ``sample``: the ancestral sampler with ``noise_removal`` ancestral / greedy (greedy-tail; with ``steps: 8`` the
   few-step sampler of the distilled model), nucleus ``top_p``, float64 draws, the prefix kept clean; no ``infill``.
+  The pad row (no text) is never predicted by ``p_theta`` when sampling (dlmbench's choice, as MDLM never predicts
+  its mask; the reference keeps the column, which a trained model gives ~0 mass), so samples hold text ids only.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class DUOModel(DiffusionLM):
         self.device = device
         self.settings = settings
         self.vocab_size = int(config.vocab_size)
-        self.mask_id = int(config.mask_index)  # the pad row (no mask in DUO); read by nothing that matters here
+        self.mask_id = int(config.mask_index)  # no mask in DUO: the last row is the pad token (the tokenizer's mask_id slot)
+        self.pad_id = int(config.mask_index)
         self.max_length = int(spec.max_length or config.length)
         self.schedule = UniformLogLinear(settings.noise_eps)
         self._wdtype = next(net.parameters()).dtype
@@ -126,7 +129,7 @@ class DUOModel(DiffusionLM):
             out = duo_ancestral(self._denoiser, x[s: s + st.batch_size], fixed[s: s + st.batch_size],
                                 vocab_size=self.vocab_size, seeds=list(seeds[s: s + st.batch_size]), schedule=self.schedule,
                                 steps=st.steps, eps=st.sampler_eps, noise_removal=st.noise_removal,
-                                temperature=st.temperature, top_p=top_p, precision=st.precision)
+                                temperature=st.temperature, top_p=top_p, precision=st.precision, exclude=self.pad_id)
             toks.append(out.tokens)
             nfe += int(out.nfe)
         return torch.cat(toks), nfe

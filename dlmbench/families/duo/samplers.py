@@ -49,6 +49,13 @@ def uniform_posterior(p0: torch.Tensor, x_t: torch.Tensor, alpha_s: torch.Tensor
     return joint / joint.sum(-1, keepdim=True)
 
 
+def _argmax(log_probs: torch.Tensor, exclude: int | None) -> torch.Tensor:
+    if exclude is not None and 0 <= exclude < log_probs.shape[-1]:
+        log_probs = log_probs.clone()
+        log_probs[..., exclude] = float("-inf")
+    return log_probs.argmax(-1)
+
+
 def prior_canvas(x: torch.Tensor, fixed: torch.Tensor, vocab_size: int, rng) -> torch.Tensor:
     """``x`` with every free position replaced by a uniform draw over the ``N`` states (row ``r`` from its own rng)."""
     u = rng.uniform(tuple(x.shape[1:]), device=x.device)
@@ -70,10 +77,13 @@ def duo_ancestral(
     temperature: float = 1.0,
     top_p: float | None = None,
     precision: str = "float64",
+    exclude: int | None = None,
 ) -> SamplerOutput:
     """Sample the free positions of ``x [B, L]`` (``fixed`` bool ``[B, L]`` kept) by ``steps`` ancestral steps and the
     ``noise_removal`` step (module docstring). ``temperature == 0``: every draw from ``p_theta`` replaced by its argmax
-    (the posterior then mixes the argmax with the noise). Returns the tokens and the NFE."""
+    (the posterior then mixes the argmax with the noise). ``exclude``: a state ``p_theta`` never predicts (its column set
+to 0 before nucleus and renormalisation, and never the greedy argmax): the adapters pass the pad row, which is no
+text; the noise terms still visit it, but the last ancestral / greedy step cannot leave it. Returns the tokens and the NFE."""
     if noise_removal not in NOISE_REMOVAL:
         raise ValueError(f"noise_removal must be one of {NOISE_REMOVAL}, not {noise_removal!r}")
     if steps < 1:
@@ -90,8 +100,8 @@ def duo_ancestral(
         lp = denoiser(x_t, schedule.sigma(tt))
         if temperature == 0:
             dtype = torch.float64 if prec == "float64" else torch.float32
-            return torch.nn.functional.one_hot(lp.argmax(-1), lp.shape[-1]).to(dtype)
-        return clean_probs(lp, None, temperature=temperature, top_p=top_p, precision=prec)
+            return torch.nn.functional.one_hot(_argmax(lp, exclude), lp.shape[-1]).to(dtype)
+        return clean_probs(lp, exclude, temperature=temperature, top_p=top_p, precision=prec)
 
     for j in range(steps):
         t, s = float(ts[j]), float(ts[j + 1])
@@ -110,7 +120,7 @@ def duo_ancestral(
         x = torch.where(fixed, x, rng.categorical(q, prec).to(x.device))
     elif noise_removal == "greedy":
         tt = torch.full((b,), t0, dtype=torch.float64, device=x.device)
-        x = torch.where(fixed, x, denoiser(x, schedule.sigma(tt)).argmax(-1))
+        x = torch.where(fixed, x, _argmax(denoiser(x, schedule.sigma(tt)), exclude))
         nfe += 1
     return SamplerOutput(x, nfe, torch.full((b,), nfe, dtype=torch.long))
 

@@ -101,3 +101,20 @@ def test_prefix_kept_seeding_per_row_and_greedy_tail():
     assert none.nfe == 4
     want = den(none.tokens, SCHED.sigma(torch.full((5,), 1e-5, dtype=torch.float64))).argmax(-1)
     assert torch.equal(g.tokens[:, 1], want[:, 1])
+
+
+def test_an_excluded_state_never_ends_a_sample():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(N, generator=g, dtype=torch.float64)
+    logits[N - 1] = 5.0  # the network favours the last state
+
+    def den(x_t, sigma):
+        return torch.log_softmax(logits.expand(*x_t.shape, N), -1)
+
+    for removal in ("ancestral", "greedy"):
+        out = duo_ancestral(den, torch.zeros(50, L, dtype=torch.long), torch.zeros(50, L, dtype=torch.bool), vocab_size=N,
+                            seeds=list(range(50)), schedule=SCHED, steps=3, noise_removal=removal, exclude=N - 1)
+        assert int(out.tokens.max()) < N - 1
+    kept = duo_ancestral(den, torch.zeros(50, L, dtype=torch.long), torch.zeros(50, L, dtype=torch.bool), vocab_size=N,
+                         seeds=list(range(50)), schedule=SCHED, steps=3)
+    assert int((kept.tokens == N - 1).sum()) > 0  # without it the state is drawn (the test has power)
