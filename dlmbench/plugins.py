@@ -147,6 +147,14 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         description="BD3-LM (Arriola et al. 2025): block diffusion, block NELBO (exact at block size 1), semi-AR block sampler",
     ),
     Family(
+        "duo",
+        loader="dlmbench.families.duo.adapter:load_duo",
+        settings="dlmbench.families.duo.settings:DUOSettings",
+        capabilities=_DIFFUSION,
+        zoo="dlmbench.zoo.recipes:DUO",
+        description="DUO (Sahoo et al. 2025): uniform-state diffusion, continuous-time NELBO, ancestral / few-step greedy-tail sampler",
+    ),
+    Family(
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
         settings="dlmbench.families.plaid.settings:PlaidSettings",

@@ -49,6 +49,7 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("llada", "kjv"),
     ZooEntry("plaid", "kjv", "tiny-plaid"),
     ZooEntry("bd3lm", "kjv"),
+    ZooEntry("duo", "kjv"),
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),

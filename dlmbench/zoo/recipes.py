@@ -11,15 +11,17 @@ sampling steps for 128-token models (names as in ``mdlm-owt.yaml`` / ``sedd-smal
 from __future__ import annotations
 
 from dlmbench.zoo import ZooRecipe
-from dlmbench.zoo.train import _plaid_param_groups, ar_loss, bd3lm_loss, llada_loss, mdlm_loss, plaid_loss, sedd_loss
+from dlmbench.zoo.train import _plaid_param_groups, ar_loss, bd3lm_loss, duo_loss, llada_loss, mdlm_loss, plaid_loss, sedd_loss
 from dlmbench.zoo.writers import (
     bd3lm_network,
+    duo_network,
     gpt2_network,
     llada_network,
     mdlm_network,
     plaid_network,
     sedd_network,
     write_bd3lm,
+    write_duo,
     write_gpt2,
     write_llada,
     write_mdlm,
@@ -92,5 +94,17 @@ BD3LM = ZooRecipe(
           "bd3lm-owt cards) with block size 4 and the block-causal x_t ⊕ x_0 attention, trained with the block NELBO"),
     loss_text="BD3-LM block NELBO (one t per block, antithetic, masking probability t, weight 1/t)",
     card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001},
+    mask="appended",
+)
+
+DUO = ZooRecipe(
+    network=duo_network,
+    loss=duo_loss,
+    write=write_duo,
+    text=("DUO: MDLM's DiT (bidirectional, rotary, adaLN), time-conditioned like s-sahoo/duo, over the BPE ids plus one "
+          "appended row (the reference's [PAD], a state of the uniform process), trained with the plain uniform-state "
+          "NELBO (no Gaussian-relaxation curriculum, no distillation)"),
+    loss_text="DUO uniform-state NELBO (antithetic t, log-linear alpha_t = 1 - (1 - eps) t, uniform noise over all ids)",
+    card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     mask="appended",
 )

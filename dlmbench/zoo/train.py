@@ -165,6 +165,27 @@ def bd3lm_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCon
                                      schedule=LogLinearNoise(0.0))
 
 
+def duo_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    """DUO's uniform-state NELBO (:func:`dlmbench.families.duo.estimator.duo_nelbo_from_uniforms`) as s-sahoo/duo trains
+    ``duo_base`` (``algo.py:DUO_BASE.nll_per_token``): antithetic ``t`` across the batch (``_sample_t``), log-linear
+    ``alpha_t = 1 - (1 - eps) t``, every scored token resampled uniformly over all ``V`` states with probability
+    ``1 - alpha_t``, the network fed ``sigma = -log alpha_t``. The Gaussian-relaxation curriculum of ``algo.py:DUO`` (and
+    its distillation) is not used: the plain uniform-state loss."""
+    from dlmbench.diffusion.timesteps import sample_times
+    from dlmbench.families.duo.estimator import UniformLogLinear, duo_nelbo_from_uniforms
+
+    vocab = int(net.config.vocab_size)
+    t = sample_times(x.shape[0], g, "antithetic", ctx.sampling_eps)
+    u_move = torch.rand(x.shape, generator=g, dtype=torch.float64, device=g.device).to(x.device)
+    u_tok = torch.rand(x.shape, generator=g, dtype=torch.float64, device=g.device).to(x.device)
+
+    def denoiser(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(net(x_t, sigma.float()).float(), dim=-1)
+
+    return duo_nelbo_from_uniforms(denoiser, x, _score_mask(x, ctx), t.to(x.device), u_move, u_tok, vocab_size=vocab,
+                                   schedule=UniformLogLinear(ctx.sampling_eps))
+
+
 def sedd_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
     from dlmbench.nets.dit import sedd_log_score
     from dlmbench.families.sedd.estimator import AbsorbingGraph, sedd_bound

@@ -142,6 +142,19 @@ def bd3lm_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | Non
     return net
 
 
+def duo_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    """DUO: MDLM's DiT over ``n_tokens`` BPE ids + one appended row (the reference tokenizer's ``[PAD]``, a state of
+    the uniform process like any other), time-conditioned as every DUO network, adaLN-Zero initialised."""
+    import dataclasses
+
+    from dlmbench.nets.dit import DiT
+
+    dit = dit_network(cfg, n_tokens, sedd=False)
+    net = DiT(dataclasses.replace(dit.config, time_conditioning=True))
+    net.load_state_dict(dit.state_dict())
+    return net
+
+
 def sedd_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
     return dit_network(cfg, n_tokens, sedd=True)
 
@@ -244,6 +257,13 @@ def write_bd3lm(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
     from dlmbench.families.bd3lm.writer import write_bd3lm_hub_folder
 
     write_bd3lm_hub_folder(folder, net.bd3lm_config, state=_cpu_state(net, dtype))
+
+
+def write_duo(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.families.duo.backbone import DUOConfig
+    from dlmbench.families.duo.writer import write_duo_hub_folder
+
+    write_duo_hub_folder(folder, DUOConfig(dit=net.config), state=_cpu_state(net, dtype))
 
 
 def write_sedd(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:

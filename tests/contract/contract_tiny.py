@@ -5,7 +5,7 @@ Each factory writes its checkpoint on first use into one temporary folder (remov
 and then loads it through the family's loader from the table, as a card would: the same writers the family
 tests use (``tests/tiny_zoo.py``: GPT-2 in the HF folder format; ``tests/tiny_dit.py``: MDLM's and SEDD's hub
 folders; ``dlmbench/families/llada/writer.py``: LLaDA's sharded safetensors; ``dlmbench/families/plaid/writer.py``:
-Plaid's released ``*.pt`` files; ``tests/tiny_bd3lm.py``: BD3-LM's hub folder).
+Plaid's released ``*.pt`` files; ``tests/tiny_bd3lm.py``: BD3-LM's hub folder; ``tests/tiny_duo.py``: DUO's hub folder).
 """
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ def _bd3lm(root: Path) -> dict[str, Any]:
     return {k: card[k] for k in ("checkpoint", "tokenizer", "max_length", "settings")}
 
 
+def _duo(root: Path) -> dict[str, Any]:
+    from tiny_duo import make_tiny_duo
+
+    card = make_tiny_duo(root, max_length=32)["card"]  # mc_samples 4, batch_size 4, steps 8
+    return {k: card[k] for k in ("checkpoint", "tokenizer", "max_length", "settings")}
+
+
 def _llada(root: Path) -> dict[str, Any]:
     from dlmbench.families.llada.writer import write_tiny_llada
 
@@ -81,6 +88,7 @@ WRITERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "llada": _llada,
     "plaid": _plaid,
     "bd3lm": _bd3lm,
+    "duo": _duo,
 }
 
 

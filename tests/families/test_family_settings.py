@@ -43,6 +43,10 @@ EXPECTED_DEFAULTS = {
     "bd3lm": {"batch_size": 8, "block_size": None, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3,
               "noise_eps": 0.0, "greedy": "iterative_confidence", "sampler": "first_hitting", "steps": 1000,
               "sampler_eps": 1e-5, "temperature": 1.0, "top_p": None, "precision": "float64", "kv_cache": False},
+    # s-sahoo/duo configs/config.yaml, algo/duo_base.yaml, noise/log-linear.yaml
+    "duo": {"batch_size": 8, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3, "noise_eps": 1e-3,
+            "greedy": "one_shot_argmax", "sampler": "ancestral", "steps": 1000, "sampler_eps": 1e-5,
+            "noise_removal": "ancestral", "temperature": 1.0, "top_p": None, "precision": "float64"},
 }
 FAMILIES = sorted(EXPECTED_DEFAULTS)
 
@@ -54,6 +58,7 @@ MISTAKES = [
     ("sedd", {"mc_sample": 3}, ["did you mean 'mc_samples'"]),
     ("llada", {"block_lenght": 8}, ["did you mean 'block_length'"]),
     ("plaid", {"score_tmp": 1.0}, ["did you mean 'score_temp'"]),
+    ("duo", {"noise_remova": "greedy"}, ["did you mean 'noise_removal'"]),
     # a wrong type
     ("ar", {"batch_size": "abc"}, ["'batch_size' = 'abc'", "integer"]),
     ("mdlm", {"steps": 2.5}, ["'steps' = 2.5", "integer"]),
@@ -111,7 +116,8 @@ def test_every_field_is_documented(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_adapter_reads_the_class_the_table_names(name):
-    adapter = {"ar": "ARModel", "mdlm": "MDLMModel", "sedd": "SEDDModel", "llada": "LLaDAModel", "plaid": "PlaidModel", "bd3lm": "BD3LMModel"}[name]
+    adapter = {"ar": "ARModel", "mdlm": "MDLMModel", "sedd": "SEDDModel", "llada": "LLaDAModel", "plaid": "PlaidModel", "bd3lm": "BD3LMModel",
+               "duo": "DUOModel"}[name]
     import importlib
 
     cls = getattr(importlib.import_module(f"dlmbench.families.{name}.adapter"), adapter)

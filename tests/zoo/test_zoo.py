@@ -145,6 +145,15 @@ def test_checkpoint_gives_the_in_memory_logits(family, trained, tok, corpus):
             gamma = net.gamma(torch.full((x.shape[0],), 0.3, dtype=torch.float64))
             x_sc = torch.rand(z.shape, generator=torch.Generator().manual_seed(1))
             want, got = res.net.denoise(z, gamma, x_sc)[0], net.denoise(z, gamma, x_sc)[0]
+        elif family == "duo":
+            from dlmbench.families.duo.backbone import load_duo_backbone
+
+            net, config, _ = load_duo_backbone(folder)
+            assert config.vocab_size == tok.get_vocab_size() + 1 == res.ctx.mask_id + 1 and config.time_conditioning
+            x_t = x.clone()
+            x_t[:, 2:4] = (x_t[:, 2:4] + 7) % config.vocab_size  # uniform noise: other tokens, no mask
+            sigma = torch.full((x.shape[0],), 0.7)
+            want, got = res.net(x_t, sigma), net(x_t, sigma)
         elif family == "bd3lm":
             from dlmbench.families.bd3lm.backbone import load_bd3lm_backbone
 
@@ -196,7 +205,7 @@ def test_ar_card_loads_through_load_model(tmp_path, corpus, tok):
     assert got.bound == "exact"
 
 
-@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid", "bd3lm"])
+@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid", "bd3lm", "duo"])
 def test_diffusion_card_loads_through_load_model(family, tmp_path, tok):
     """The family's zoo card loads through its adapter and gives a finite bound."""
     from dlmbench.families import load_model
