@@ -147,6 +147,14 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         description="BD3-LM (Arriola et al. 2025): block diffusion, block NELBO (exact at block size 1), semi-AR block sampler",
     ),
     Family(
+        "dream",
+        loader="dlmbench.families.dream.adapter:load_dream",
+        settings="dlmbench.families.dream.settings:DreamSettings",
+        capabilities=_DIFFUSION | {"infill"},
+        zoo="dlmbench.zoo.recipes:DREAM",
+        description="Dream (Ye et al. 2025): AR-initialised masked diffusion, shifted logits, NELBO, entropy/confidence-ordered decoding",
+    ),
+    Family(
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
         settings="dlmbench.families.plaid.settings:PlaidSettings",

@@ -17,6 +17,7 @@ SAMPLE_KWARGS = {
     "llada": {"steps": 4, "temperature": 1.0},
     "plaid": {"steps": 4},
     "bd3lm": {"steps": 4},
+    "dream": {"steps": 4, "temperature": 1.0},
 }
 
 EXPECTED_FAILURES = {

@@ -24,14 +24,14 @@ REPO = HERE.parents[1]
 
 
 def test_builtin_records_import_and_name_what_exists():
-    assert plugins.BUILTIN_NAMES == {"ar", "mdlm", "sedd", "llada", "plaid", "bd3lm"} <= set(plugins.family_names())
+    assert plugins.BUILTIN_NAMES == {"ar", "mdlm", "sedd", "llada", "plaid", "bd3lm", "dream"} <= set(plugins.family_names())
     for name in plugins.BUILTIN_NAMES:
         fam = plugins.family(name)
         assert callable(fam.load("loader"))
         assert fam.capabilities <= plugins.CAPABILITIES and {"nll", "sample", "greedy_match"} <= fam.capabilities
     # the only exact family is the only left-to-right one; infilling: the families whose adapters implement infill()
     assert [f.name for f in plugins.families_with("exact_likelihood")] == ["ar"]
-    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "plaid"}
+    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "plaid", "dream"}
 
 
 def test_a_record_is_checked_when_written():

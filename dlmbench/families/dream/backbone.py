@@ -157,9 +157,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotate_half(x) * sin
 
 
-def bidirectional_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+def bidirectional_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding: torch.Tensor | None,
+                            causal: bool = False) -> torch.Tensor:
     """``softmax(q kᵀ/√d) v`` over all keys (``−∞`` on padded keys only); kv heads repeated for their query heads.
-    ``key_padding`` ``[B, L]`` bool, True = real token; a row without any real token attends to all keys."""
+    ``key_padding`` ``[B, L]`` bool, True = real token; a row without any real token attends to all keys.
+    ``causal`` (never in the published forward): keys after the query are left out, for the AR phase of the zoo
+    recipe (Dream was initialised from an autoregressive model)."""
     if k.shape[1] != q.shape[1]:
         rep = q.shape[1] // k.shape[1]
         k = k.repeat_interleave(rep, dim=1)
@@ -169,6 +172,10 @@ def bidirectional_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k
         keep = key_padding.to(torch.bool)
         keep = keep | ~keep.any(dim=-1, keepdim=True)
         mask = keep[:, None, None, :]
+    if causal:
+        if mask is not None:
+            raise ValueError("causal attention takes no key-padding mask")
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
 
 
@@ -196,13 +203,14 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(c.hidden_size, kv, bias=True, device=device, dtype=dtype)
         self.o_proj = nn.Linear(c.num_attention_heads * c.head_dim, c.hidden_size, bias=False, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None,
+                causal: bool = False) -> torch.Tensor:
         B, L, _ = x.shape
         c = self.c
         q = self.q_proj(x).view(B, L, c.num_attention_heads, c.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, L, c.n_kv_heads, c.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, L, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        att = bidirectional_attention(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, key_padding)
+        att = bidirectional_attention(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, key_padding, causal)
         return self.o_proj(att.transpose(1, 2).reshape(B, L, c.num_attention_heads * c.head_dim))
 
 
@@ -228,8 +236,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps, device=device, dtype=dtype)
         self.mlp = MLP(c, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
-        h = x + self.self_attn(self.input_layernorm(x), cos, sin, key_padding)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, key_padding: torch.Tensor | None,
+                causal: bool = False) -> torch.Tensor:
+        h = x + self.self_attn(self.input_layernorm(x), cos, sin, key_padding, causal)
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -259,8 +268,9 @@ class DreamBackbone(nn.Module):
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False, device=device, dtype=dtype)
 
-    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The final normed hidden states ``[B, L, D]``; ``attention_mask`` (True = real token) masks padded keys."""
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, causal: bool = False) -> torch.Tensor:
+        """The final normed hidden states ``[B, L, D]``; ``attention_mask`` (True = real token) masks padded keys;
+        ``causal=True`` only for the zoo recipe's autoregressive warm-up (Dream itself is always bidirectional)."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)}")
         c, m = self.config, self.model
@@ -270,7 +280,7 @@ class DreamBackbone(nn.Module):
         if attention_mask is not None and not bool(attention_mask.all()):
             key_padding = attention_mask.to(torch.bool)
         for layer in m.layers:
-            x = layer(x, cos, sin, key_padding)
+            x = layer(x, cos, sin, key_padding, causal)
         return m.norm(x)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
