@@ -162,7 +162,7 @@ def test_an_entry_point_family_is_listed_and_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "entry point bigram = toyfam:FAMILY (package toyfam-plugin)" in " ".join(res.stdout.split())
     heads = [ln.split()[0] for ln in res.stdout.splitlines() if not ln.startswith(" ")]  # indented: descriptions
-    assert heads == sorted(["ar", "bd3lm", "bigram", "llada", "mdlm", "plaid", "sedd"])
+    assert heads == sorted(["ar", "bd3lm", "bigram", "dream", "llada", "mdlm", "plaid", "sedd"])
 
     res = _dlmbench(site, "--specs", str(specs), "run", "--model", "toy", "--task", "toy-ppl", "--out", str(tmp_path / "res"),
                     "--progress", "off")

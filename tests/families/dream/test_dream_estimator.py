@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from dlmbench.diffusion.masked import PositionalDenoiser, mdlm_nelbo_mc
+from dlmbench.diffusion.masked import mdlm_nelbo_mc
 from dlmbench.families.dream.estimator import LINEAR, dream_bound_mc, shift_logits, shifted_denoiser, source_positions
 
 MASK = 3  # vocabulary {0, 1, 2} + mask

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from dlmbench.families.dream.estimator import shift_logits, source_positions
+from dlmbench.families.dream.estimator import source_positions
 from dlmbench.families.dream.samplers import ALGS, dream_sample
 
 MASK, V = 5, 6
@@ -92,7 +92,7 @@ def test_confidence_order_at_alg_temp_zero():
     for alg in ("maskgit_plus", "topk_margin", "entropy"):
         seen = []
 
-        def rows(x, pos):
+        def rows(x, pos, seen=seen):
             seen.append(pos[0].clone())
             return _rows(_confident(conf))(x, pos)
 
