@@ -145,7 +145,11 @@ class DreamModel(DiffusionLM):
         prompt = [int(t) for t in (prefix or [])]
         if self.mask_id in prompt:
             raise BadSpec(f"dream: the prefix contains the mask token id {self.mask_id}")
-        lead = [self.tokenizer.bos_id] if not prompt and st.bos_for_empty_context and self.tokenizer.bos_id is not None else []
+        # an empty prefix starts after BOS (shifted logits: the first token is read from the position before it), when
+        # the window has room for it: a canvas that fills the window exactly (genppl: 128 tokens on a 128-token zoo
+        # model) starts at position 0, which reads its own output, as Dream's generate() does for a prompt-less canvas
+        lead = [self.tokenizer.bos_id] if (not prompt and st.bos_for_empty_context and self.tokenizer.bos_id is not None
+                                           and int(length) < self.max_length) else []
         start = len(lead) + len(prompt)
         if start + int(length) > self.max_length:
             raise BadSpec(f"dream: {start} prefix tokens + {length} new ones exceed the model's {self.max_length}-token window")
@@ -154,7 +158,8 @@ class DreamModel(DiffusionLM):
             canvas[:, :start] = torch.tensor(lead + prompt, device=self.device)
         out = self._decode(canvas, sample_seeds(seed, n), st)
         gen = out.tokens[:, start:].tolist()
-        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(out.nfe), self._record(st, out))
+        return SampleResult(gen, [self.tokenizer.decode(g) for g in gen], int(out.nfe),
+                            {**self._record(st, out), "bos_lead": bool(lead)})
 
     def infill(self, tokens: Sequence[int | None], *, steps: int | None = None, seed: int = 0, **settings: Any) -> SampleResult:
         st = self._with({**settings, **({} if steps is None else {"steps": steps})}, "infill")

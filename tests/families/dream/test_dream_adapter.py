@@ -104,3 +104,13 @@ def test_published_cards_validate():
 
     st = DreamSettings(**base.settings)
     assert (st.mc_samples, st.alg, st.steps, st.temperature) == (128, "entropy", 128, 0.0)
+
+
+def test_empty_prefix_starts_after_bos_when_the_window_has_room(tiny):
+    _specs, _card, model = tiny
+    short = model.sample(2, 10, steps=2, seed=0)
+    full = model.sample(2, model.max_length, steps=2, seed=0)  # fills the window: no room for BOS
+    assert short.settings["bos_lead"] is True and full.settings["bos_lead"] is False
+    assert [len(t) for t in full.tokens] == [model.max_length] * 2
+    with pytest.raises(Exception, match="window"):
+        model.sample(1, model.max_length + 1, steps=2)
