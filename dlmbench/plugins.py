@@ -155,6 +155,14 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         description="DUO (Sahoo et al. 2025): uniform-state diffusion, continuous-time NELBO, ancestral / few-step greedy-tail sampler",
     ),
     Family(
+        "dream",
+        loader="dlmbench.families.dream.adapter:load_dream",
+        settings="dlmbench.families.dream.settings:DreamSettings",
+        capabilities=_DIFFUSION | {"infill"},
+        zoo="dlmbench.zoo.recipes:DREAM",
+        description="Dream (Ye et al. 2025): AR-initialised masked diffusion, shifted logits, NELBO, entropy/confidence-ordered decoding",
+    ),
+    Family(
         "plaid",
         loader="dlmbench.families.plaid.adapter:load_plaid",
         settings="dlmbench.families.plaid.settings:PlaidSettings",

@@ -31,6 +31,7 @@ class ZooRecipe:
     checkpoint folder. ``param_groups(net, cfg)``: the optimiser groups if not "decay matrices, not the rest".
     ``text``/``loss_text``: the card's and ``zoo.json``'s words for the network and loss; ``size_note``: a format
     string over the config added to the card's size text; ``card_settings``: the adapter settings of the card.
+    ``ye2024_loss``: a config's ``mdm_loss: ye2024`` (Ye et al. 2024's reweighted MDM loss) may replace ``loss``.
     """
 
     network: Callable[..., Any]
@@ -44,6 +45,7 @@ class ZooRecipe:
     tokenizer_subfolder: str = "tokenizer"
     param_groups: Callable[..., Any] | None = None
     size_note: str = ""
+    ye2024_loss: bool = False
 
 
 def zoo_families() -> list[str]:

@@ -76,7 +76,7 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
               "so a rebuild reaches a machine-dependent step count; a pure step budget (--seconds 0) is bit-reproducible. "
               if info.get("stopped_by") == "max_seconds" else "")
     text = rec.text
-    if cfg.get("mdm_loss", "nelbo") != "nelbo" and entry.family == "mdlm":  # trained with another objective
+    if cfg.get("mdm_loss", "nelbo") != "nelbo":  # trained with another objective (only MDLM configs set mdm_loss)
         text = text.replace("trained with the MDLM NELBO", f"trained with the {info['loss']}")
     description = (
         f"dlmbench reference zoo: {text}. {info['n_params']:,} parameters "

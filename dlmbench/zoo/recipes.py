@@ -11,9 +11,20 @@ sampling steps for 128-token models (names as in ``mdlm-owt.yaml`` / ``sedd-smal
 from __future__ import annotations
 
 from dlmbench.zoo import ZooRecipe
-from dlmbench.zoo.train import _plaid_param_groups, ar_loss, bd3lm_loss, duo_loss, llada_loss, mdlm_loss, plaid_loss, sedd_loss
+from dlmbench.zoo.train import (
+    _plaid_param_groups,
+    ar_loss,
+    bd3lm_loss,
+    dream_loss,
+    duo_loss,
+    llada_loss,
+    mdlm_loss,
+    plaid_loss,
+    sedd_loss,
+)
 from dlmbench.zoo.writers import (
     bd3lm_network,
+    dream_network,
     duo_network,
     gpt2_network,
     llada_network,
@@ -21,6 +32,7 @@ from dlmbench.zoo.writers import (
     plaid_network,
     sedd_network,
     write_bd3lm,
+    write_dream,
     write_duo,
     write_gpt2,
     write_llada,
@@ -47,6 +59,7 @@ MDLM = ZooRecipe(
     loss_text="MDLM NELBO (SUBS, antithetic t, log-linear)",
     card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     mask="appended",
+    ye2024_loss=True,
 )
 
 SEDD = ZooRecipe(
@@ -107,4 +120,18 @@ DUO = ZooRecipe(
     loss_text="DUO uniform-state NELBO (antithetic t, log-linear alpha_t = 1 - (1 - eps) t, uniform noise over all ids)",
     card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 0.001, "steps": 128},
     mask="appended",
+)
+
+DREAM = ZooRecipe(
+    network=dream_network,
+    loss=dream_loss,
+    write=write_dream,
+    text=("Dream: bidirectional Qwen2-style transformer (RMSNorm, SwiGLU, rotary, q/k/v biases, 2 key-value heads "
+          "for 4 query heads) read with shifted logits (the output at i-1 predicts token i), initialised as Dream-7B "
+          "was from an autoregressive model: the first 20% of the steps train the same network causally on next-token "
+          "cross-entropy, the rest on the masked-diffusion NELBO; its special ids are those of its own BPE "
+          "(<|endoftext|> 0 as BOS/EOS, <|mdm_mask|> = last id, config.json mask_token_id)"),
+    loss_text="AR cross-entropy (first 20% of steps), then Dream NELBO (shifted logits, antithetic t, masking probability t, weight 1/t)",
+    card_settings={"batch_size": 16, "mc_samples": 32, "time_sampling": "stratified", "sampling_eps": 0.001, "steps": 128},
+    mask="in_vocab",
 )

@@ -211,6 +211,34 @@ def llada_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossCon
     return llada_bound(denoiser, x, score, num_masked, g, mask_id=ctx.mask_id)
 
 
+DREAM_AR_FRACTION = 0.2  # the first 20% of the zoo Dream's steps are an autoregressive phase of the same network
+
+
+def dream_loss(net: nn.Module, x: torch.Tensor, g: torch.Generator, ctx: LossContext) -> torch.Tensor:
+    """Dream, as it was made (Ye et al. 2025: initialised from an AR model, then trained as a masked diffusion model
+    that keeps the AR habit of predicting token ``i`` at position ``i − 1``): during the first
+    :data:`DREAM_AR_FRACTION` of the steps a causal next-token cross-entropy of the same network (output ``i − 1``
+    predicts ``i``), then the masked-diffusion NELBO read with shifted logits (``t`` antithetic over the batch in
+    ``[eps, 1]``, masking probability ``t``, weight ``1/t``: the bound the adapter reports). Dream's CART token
+    reweighting is not reproduced. Outside training (``heldout_loss``) always the NELBO."""
+    from dlmbench.diffusion.masked import mdlm_nelbo
+    from dlmbench.diffusion.timesteps import sample_times
+    from dlmbench.families.dream.estimator import LINEAR, shift_logits
+
+    score = _score_mask(x, ctx)
+    step, total = ctx.state.get("step"), ctx.state.get("max_steps")
+    if net.training and step is not None and total and step < DREAM_AR_FRACTION * total:
+        logits = net.head(net.hidden(x, causal=True))[:, :-1].float()
+        ce = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+        return (ce * score[:, 1:]).sum(-1)
+
+    def denoiser(x_t: torch.Tensor, sigma: Any) -> torch.Tensor:
+        return F.log_softmax(shift_logits(net(x_t)).float(), dim=-1)
+
+    t = sample_times(x.shape[0], g, "antithetic", ctx.sampling_eps)
+    return mdlm_nelbo(denoiser, x, score, t, g, mask_id=ctx.mask_id, schedule=LINEAR)
+
+
 # --------------------------------------------------------------------------------------------------
 # Plaid: its training loss (igul222/plaid train.py: forward in train mode)
 
@@ -382,17 +410,17 @@ MDM_LOSSES = ("nelbo", "ye2024")
 
 
 def training_loss(family: str, cfg: ZooConfig) -> tuple[Any, str]:
-    """The loss the trainer minimises and its card text: the recipe's, or, for MDLM with
-    ``cfg.mdm_loss == "ye2024"``, :func:`ye2024_mdm_loss` (held-out numbers stay the recipe's bound)."""
+    """The loss the trainer minimises and its card text: the recipe's, or, for a recipe with ``ye2024_loss`` (MDLM)
+    and ``cfg.mdm_loss == "ye2024"``, :func:`ye2024_mdm_loss` (held-out numbers stay the recipe's bound)."""
     from dlmbench.errors import BadSpec
 
     rec = recipe(family)  # an unknown family, or one without a zoo recipe, is refused here
     if cfg.mdm_loss not in MDM_LOSSES:
         raise BadSpec(f"zoo config {cfg.name}: mdm_loss must be one of {', '.join(MDM_LOSSES)}, not {cfg.mdm_loss!r}")
-    if cfg.mdm_loss == "nelbo" or family == "ar":
+    if cfg.mdm_loss == "nelbo" or rec.mask == "none":  # a model without a mask (AR) keeps its own loss
         return rec.loss, rec.loss_text
-    if family != "mdlm":
-        raise BadSpec(f"zoo config {cfg.name}: mdm_loss {cfg.mdm_loss!r} is for the mdlm (or ar) family, not {family}")
+    if not rec.ye2024_loss:
+        raise BadSpec(f"zoo config {cfg.name}: mdm_loss {cfg.mdm_loss!r} is for a recipe that allows it (mdlm), not {family}")
     return ye2024_mdm_loss, (f"Ye et al. 2024 MDM loss (T={cfg.mdm_steps}, token reweighting alpha {cfg.mdm_alpha:g} "
                              f"gamma {cfg.mdm_gamma:g}, linear time reweighting); not a bound")
 
@@ -499,6 +527,7 @@ def train(family: str, corpus: Corpus, cfg: ZooConfig, *, out: str | Path | None
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, time.perf_counter() - start) * group.get("lr_scale", 1.0)
         ctx.state["step"] = step
+        ctx.state["max_steps"] = cfg.max_steps
         loss = (loss_fn(net, x, g, ctx).sum() / scored_tokens(x, ctx)).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -10,6 +10,8 @@ family     network                                           folder written (as 
                                                              model.safetensors (keys without prefix)
 ``llada``  :class:`~dlmbench.families.llada.backbone.LLaDABackbone`  ``GSAI-ML/LLaDA-8B-*``: config.json,
                                                              model-00001-of-00001.safetensors + index
+``dream``  :class:`~dlmbench.families.dream.backbone.DreamBackbone`  ``Dream-org/Dream-v0-*-7B``: config.json,
+                                                             model-00001-of-00001.safetensors + index
 ``plaid``  :class:`~dlmbench.families.plaid.backbone.PlaidModules`  ``plaid1b_weights``: the four
            (schedule, γ bounds, embeddings, Transformer)     ``torch.save(state_dict)`` files noise_schedule.pt,
                                                              gamma_bounds.pt, embedding_matrix.pt, model.pt
@@ -95,6 +97,19 @@ def llada_config(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int):
                        pad_token_id=bos_id)
 
 
+def dream_config(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int):
+    """Dream over ``n_tokens`` ids (the mask token inside them, as Dream's ``<|mask|>``); SwiGLU hidden ``8/3 d`` as
+    the LLaDA zoo model; grouped-query attention with half as many key-value heads as query heads (Dream-7B: 28/4)."""
+    from dlmbench.families.dream.backbone import DreamConfig
+
+    hidden = int(round(8 * cfg.d_model / 3 / 8)) * 8
+    return DreamConfig(vocab_size=n_tokens, hidden_size=cfg.d_model, intermediate_size=hidden,
+                       num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                       num_key_value_heads=max(1, cfg.n_heads // 2), max_position_embeddings=cfg.max_len,
+                       max_window_layers=cfg.n_layers, rope_theta=10_000.0, mask_token_id=mask_id, pad_token_id=bos_id,
+                       bos_token_id=bos_id, eos_token_id=bos_id)
+
+
 def build_network(family: str, cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
     """A freshly initialised network of ``family`` (its zoo recipe's ``network``; uses the global torch RNG:
     call under :func:`seeded`)."""
@@ -167,6 +182,19 @@ def llada_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | Non
         for p in net.parameters():
             if p.ndim > 1:
                 nn.init.normal_(p, std=0.02)
+    return net
+
+
+def dream_network(cfg: ZooConfig, n_tokens: int, bos_id: int, mask_id: int | None = None) -> nn.Module:
+    from dlmbench.families.dream.backbone import DreamBackbone
+
+    net = DreamBackbone(dream_config(cfg, n_tokens, bos_id, mask_id))
+    with torch.no_grad():  # DreamPreTrainedModel._init_weights: N(0, initializer_range) matrices, zero biases
+        for name, p in net.named_parameters():
+            if p.ndim > 1:
+                nn.init.normal_(p, std=net.config.initializer_range)
+            elif name.endswith(".bias"):
+                p.zero_()
     return net
 
 
@@ -276,6 +304,12 @@ def write_llada(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
     from dlmbench.families.llada.writer import save_llada_checkpoint
 
     save_llada_checkpoint(_cpu_state(net, torch.float32), net.config, folder, n_shards=1, dtype=dtype)
+
+
+def write_dream(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:
+    from dlmbench.families.dream.writer import save_dream_checkpoint
+
+    save_dream_checkpoint(_cpu_state(net, torch.float32), net.config, folder, n_shards=1, dtype=dtype)
 
 
 def write_plaid(net: nn.Module, folder: Path, dtype: torch.dtype) -> None:

@@ -5,7 +5,8 @@ Each factory writes its checkpoint on first use into one temporary folder (remov
 and then loads it through the family's loader from the table, as a card would: the same writers the family
 tests use (``tests/tiny_zoo.py``: GPT-2 in the HF folder format; ``tests/tiny_dit.py``: MDLM's and SEDD's hub
 folders; ``dlmbench/families/llada/writer.py``: LLaDA's sharded safetensors; ``dlmbench/families/plaid/writer.py``:
-Plaid's released ``*.pt`` files; ``tests/tiny_bd3lm.py``: BD3-LM's hub folder; ``tests/tiny_duo.py``: DUO's hub folder).
+Plaid's released ``*.pt`` files; ``tests/tiny_bd3lm.py``: BD3-LM's hub folder; ``tests/tiny_duo.py``: DUO's hub folder;
+``dlmbench/families/dream/writer.py``: Dream's sharded safetensors).
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def _llada(root: Path) -> dict[str, Any]:
     return {"checkpoint": {"local": str(folder)}, "max_length": 64, "settings": {"mc_samples": 2, "batch_size": 4}}
 
 
+def _dream(root: Path) -> dict[str, Any]:
+    from dlmbench.families.dream.writer import write_tiny_dream
+
+    folder = write_tiny_dream(root, seed=4)
+    return {"checkpoint": {"local": str(folder)}, "max_length": 64, "settings": {"mc_samples": 4, "batch_size": 4}}
+
+
 def _plaid(root: Path) -> dict[str, Any]:
     from dlmbench.families.plaid.writer import write_tiny_plaid
 
@@ -89,6 +97,7 @@ WRITERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "plaid": _plaid,
     "bd3lm": _bd3lm,
     "duo": _duo,
+    "dream": _dream,
 }
 
 

@@ -18,12 +18,11 @@ SAMPLE_KWARGS = {
     "plaid": {"steps": 4},
     "bd3lm": {"steps": 4},
     "duo": {"steps": 4},
+    "dream": {"steps": 4, "temperature": 1.0},
 }
 
 EXPECTED_FAILURES = {
     "llada": {
-        "sample_seeding": "LLaDA's sampler draws from one generator per call (seed=seed), not one per row: at "
-                          "temperature > 0 a row depends on how many rows are drawn (the default temperature 0 is not affected)",
         "sample_vocabulary": "tokenizer.vocab_size is len(tokenizer) (525 in the tiny tokenizer, which keeps the "
                              "published special ids up to 126,3xx), not the 126,464 ids the network scores; "
                              "a random network samples ids the tokenizer does not have",

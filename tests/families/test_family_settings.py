@@ -47,6 +47,12 @@ EXPECTED_DEFAULTS = {
     "duo": {"batch_size": 8, "mc_samples": 32, "time_sampling": "antithetic", "sampling_eps": 1e-3, "noise_eps": 1e-3,
             "greedy": "one_shot_argmax", "sampler": "ancestral", "steps": 1000, "sampler_eps": 1e-5,
             "noise_removal": "ancestral", "temperature": 1.0, "top_p": None, "precision": "float64"},
+    # HKUNLP/Dream eval/eval.py: mc_num 128, sampling_eps 1e-3, diffusion_steps 128, alg entropy, alg_temp 0,
+    # temperature 0, no top_p/top_k; DreamGenerationConfig eps 1e-3; dlmbench's stratified t, float32 scoring, BOS
+    "dream": {"batch_size": 8, "mc_samples": 128, "t_estimator": "sampled", "time_sampling": "stratified",
+              "sampling_eps": 1e-3, "score_precision": "float32", "bos_for_empty_context": True,
+              "greedy": "iterative_confidence", "alg": "entropy", "steps": 128, "eps": 1e-3, "temperature": 0.0,
+              "top_p": None, "top_k": None, "alg_temp": 0.0, "precision": "float64"},
 }
 FAMILIES = sorted(EXPECTED_DEFAULTS)
 
@@ -117,7 +123,8 @@ def test_every_field_is_documented(name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_adapter_reads_the_class_the_table_names(name):
     adapter = {"ar": "ARModel", "mdlm": "MDLMModel", "sedd": "SEDDModel", "llada": "LLaDAModel", "plaid": "PlaidModel", "bd3lm": "BD3LMModel",
-               "duo": "DUOModel"}[name]
+               "duo": "DUOModel",
+               "dream": "DreamModel"}[name]
     import importlib
 
     cls = getattr(importlib.import_module(f"dlmbench.families.{name}.adapter"), adapter)

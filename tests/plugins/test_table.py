@@ -24,14 +24,14 @@ REPO = HERE.parents[1]
 
 
 def test_builtin_records_import_and_name_what_exists():
-    assert plugins.BUILTIN_NAMES == {"ar", "mdlm", "sedd", "llada", "plaid", "bd3lm", "duo"} <= set(plugins.family_names())
+    assert plugins.BUILTIN_NAMES == {"ar", "mdlm", "sedd", "llada", "plaid", "bd3lm", "duo", "dream"} <= set(plugins.family_names())
     for name in plugins.BUILTIN_NAMES:
         fam = plugins.family(name)
         assert callable(fam.load("loader"))
         assert fam.capabilities <= plugins.CAPABILITIES and {"nll", "sample", "greedy_match"} <= fam.capabilities
     # the only exact family is the only left-to-right one; infilling: the families whose adapters implement infill()
     assert [f.name for f in plugins.families_with("exact_likelihood")] == ["ar"]
-    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "plaid"}
+    assert {f.name for f in plugins.families_with("infill")} == {"mdlm", "sedd", "plaid", "dream"}
 
 
 def test_a_record_is_checked_when_written():
@@ -162,7 +162,7 @@ def test_an_entry_point_family_is_listed_and_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "entry point bigram = toyfam:FAMILY (package toyfam-plugin)" in " ".join(res.stdout.split())
     heads = [ln.split()[0] for ln in res.stdout.splitlines() if not ln.startswith(" ")]  # indented: descriptions
-    assert heads == sorted(["ar", "bd3lm", "bigram", "duo", "llada", "mdlm", "plaid", "sedd"])
+    assert heads == sorted(["ar", "bd3lm", "bigram", "dream", "duo", "llada", "mdlm", "plaid", "sedd"])
 
     res = _dlmbench(site, "--specs", str(specs), "run", "--model", "toy", "--task", "toy-ppl", "--out", str(tmp_path / "res"),
                     "--progress", "off")

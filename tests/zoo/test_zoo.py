@@ -162,6 +162,15 @@ def test_checkpoint_gives_the_in_memory_logits(family, trained, tok, corpus):
             x_t = x.clone()
             x_t[:, 2:4] = res.ctx.mask_id
             want, got = res.net.forward_two_stream(x_t, x), net.forward_two_stream(x_t, x)
+        elif family == "dream":
+            from dlmbench.families.dream.loader import load_dream_backbone
+
+            net = load_dream_backbone(folder, dtype=torch.float32)
+            assert net.config.mask_token_id == res.ctx.mask_id == tok.get_vocab_size()
+            assert net.config.num_key_value_heads == CFG.n_heads // 2  # grouped-query attention, as Dream-7B
+            x_t = x.clone()
+            x_t[:, 2:4] = res.ctx.mask_id
+            want, got = res.net(x_t), net(x_t)
         else:
             from dlmbench.families.llada.loader import load_llada_backbone
 
@@ -205,7 +214,7 @@ def test_ar_card_loads_through_load_model(tmp_path, corpus, tok):
     assert got.bound == "exact"
 
 
-@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid", "bd3lm", "duo"])
+@pytest.mark.parametrize("family", ["mdlm", "sedd", "llada", "plaid", "bd3lm", "duo", "dream"])
 def test_diffusion_card_loads_through_load_model(family, tmp_path, tok):
     """The family's zoo card loads through its adapter and gives a finite bound."""
     from dlmbench.families import load_model
