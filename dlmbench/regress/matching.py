@@ -44,6 +44,11 @@ DEFAULT_IGNORED: tuple[str, ...] = (
     "skipped",
     "batch_size",
     "batch_size_auto",
+    # measured, not fed: forward passes a sampler used (the nfe metric rows carry them as numbers)
+    "batched_calls",
+    "nfe_total",
+    "sampler.nfe_per_sample",
+    "sampler.nfe_total",
     "device",
     "task_settings.regress",
     # where the tokenizer files sit on this machine (an absolute path for local cards); which model and

@@ -36,6 +36,11 @@ IGNORED_SETTINGS: tuple[str, ...] = (
     "n_params",
     "batch_size",
     "batch_size_auto",
+    # measured, not fed: forward passes a sampler used (the nfe metric rows carry them as numbers)
+    "batched_calls",
+    "nfe_total",
+    "sampler.nfe_per_sample",
+    "sampler.nfe_total",
     "device",
     "tokenizer",
     "task_settings.regress",
