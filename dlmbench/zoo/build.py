@@ -50,6 +50,7 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("plaid", "kjv", "tiny-plaid"),
     ZooEntry("bd3lm", "kjv"),
     ZooEntry("duo", "kjv"),
+    ZooEntry("dream", "kjv"),
     # findings 2 and 3 of the zoo issue: AR vs MDLM at equal size and training tokens
     ZooEntry("ar", "reversal", "reversal"),
     ZooEntry("mdlm", "reversal", "reversal"),
@@ -91,8 +92,10 @@ def card_for(entry: ZooEntry, info: dict[str, Any]) -> dict[str, Any]:
         f"{budget}Reproduce: dlmbench zoo train {entry.family} --corpus {entry.corpus} --config {cfg['name']} "
         f"--steps {cfg['max_steps']} --seconds {cfg['max_seconds'] or 0:g} --seed {info['seed']}."
     )
-    return {
-        "name": entry.card_name,
+    card: dict[str, Any] = {"name": entry.card_name}
+    if entry.corpus == "kjv":  # the family's reference zoo model: `dlmbench run --model duo-zoo ...`
+        card["aliases"] = [f"{entry.family}-zoo"]
+    return card | {
         "family": entry.family,
         "description": description,
         "checkpoint": {"local": f"zoo/{entry.name}"},
