@@ -19,7 +19,7 @@ one forward per batch) and ``sample`` (``sample``, ``infill``): samplers keep a 
 categorical draws, a KV cache), so they use half the scoring size of the same length (:data:`SAMPLE_SHARE`).
 
 A result never depends on the size chosen: every Monte Carlo draw and sample is seeded per request
-(DESIGN.md, "Randomness"); ``tests/runner/test_autobatch.py`` checks the rows of batch 1, a fixed batch and
+(docs/architecture.md, "Randomness: per request"); ``tests/runner/test_autobatch.py`` checks the rows of batch 1, a fixed batch and
 auto are equal. So ``batch_size`` is not part of a job's key (:func:`dlmbench.runner.resolve.cache_key`) and
 ``dlmbench regress`` ignores it; the row records the size actually used (``settings.batch_size``) and the
 probes' choices (``settings.batch_size_auto``).

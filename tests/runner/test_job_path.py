@@ -125,7 +125,7 @@ def test_suites_ship_with_the_package_and_are_found_by_name(tmp_path, monkeypatc
     mine = tmp_path / "zoo-smoke.yaml"  # a file of your own wins over a shipped name
     mine.write_text("name: mine\nmodels: [zoo-ar-kjv]\ntasks: [kjv]\n")
     assert find_suite(str(mine)) == mine
-    assert len(api.plan_suite("zoo-smoke", out=tmp_path / "r")) == 4
+    assert len(api.plan_suite("zoo-smoke", out=tmp_path / "r")) == 7  # the KJV zoo models but Plaid, on kjv
     assert main(["run", "--suite", "zoo-smok", "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "did you mean 'zoo-smoke'" in err

@@ -23,7 +23,8 @@ def test_zoo_smoke_suite_matches_committed_baseline(tmp_path, capsys):
     assert main(["run", "--suite", str(SUITE), "--out", str(out), "--progress", "off"]) == 0
     capsys.readouterr()
     base, cand = load_table(BASELINE), load_table(out)
-    assert set(base["model"]) == set(cand["model"]) == {"zoo-ar-kjv", "zoo-mdlm-kjv", "zoo-sedd-kjv", "zoo-llada-kjv"}
+    assert set(base["model"]) == set(cand["model"]) == {"zoo-ar-kjv", "zoo-mdlm-kjv", "zoo-sedd-kjv", "zoo-llada-kjv",
+                                                         "zoo-bd3lm-kjv", "zoo-duo-kjv", "zoo-dream-kjv"}
     code = main(["regress", "--baseline", str(BASELINE), "--candidate", str(out)])
     report = capsys.readouterr().out
     assert code == 0, report

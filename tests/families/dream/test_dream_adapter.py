@@ -64,8 +64,10 @@ def test_bound_equals_the_hand_shifted_full_logits(tiny):
         seed = request_seed(reqs[r].seed, "piece", 0)
         want = mdlm_nelbo_mc(by_hand, x0, mask, [seed], mask_id=model.mask_id, schedule=LINEAR, num_samples=6,
                              time_sampling="stratified", sampling_eps=1e-3)
-        assert res.nll[r] == pytest.approx(float(want.mean[0]), rel=1e-9)
-        assert res.stderr[r] == pytest.approx(float(want.stderr[0]), rel=1e-9)
+        # the network runs in float32 on different row subsets (head on the scored rows only vs full logits), so
+        # the two agree to float32 rounding, which depends on the thread count (CI saw 1.7e-9 relative)
+        assert res.nll[r] == pytest.approx(float(want.mean[0]), rel=1e-6)
+        assert res.stderr[r] == pytest.approx(float(want.stderr[0]), rel=1e-6)
 
 
 def test_one_shot_greedy_matches_the_argmax_of_the_shifted_logits(tiny):
